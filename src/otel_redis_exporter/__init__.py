@@ -1,0 +1,14 @@
+"""OpenTelemetry log exporter that writes log records to Redis Streams."""
+
+from ._config import ExporterConfig
+from ._encoding import LogEntry, decode_fields
+from ._errors import RedisNotInstalledError
+from .exporter import RedisLogExporter
+
+__all__ = [
+    "ExporterConfig",
+    "LogEntry",
+    "RedisLogExporter",
+    "RedisNotInstalledError",
+    "decode_fields",
+]

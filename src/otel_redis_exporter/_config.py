@@ -1,0 +1,195 @@
+"""One frozen configuration, resolved in one place: argument > environment variable > default.
+
+A wrong constructor argument raises ``ValueError`` naming what is allowed; a wrong environment
+value logs a warning and falls back to the default, so a typo in a deployment never stops an app.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ._keys import StreamKeyTemplate
+
+_logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_URL = "redis://localhost:6379/0"
+DEFAULT_STREAM = "otel:logs"
+# Approximate cap on entries per stream key: about 100 MB at ~1 KB per entry, so a forgotten
+# stream cannot fill a server's memory silently. 0 disables length trimming.
+DEFAULT_MAXLEN = 100_000
+DEFAULT_TIMEOUT_S = 10.0
+# Longest str or bytes value kept in a body or attribute (characters or bytes), like
+# OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT. Longer values are truncated and the entry says so.
+DEFAULT_MAX_VALUE_LENGTH = 64 * 1024
+
+URL_SCHEMES = ("redis", "rediss", "unix")
+
+ENV_URL = "OTEL_EXPORTER_REDIS_LOGS_URL"
+ENV_URL_GENERIC = "OTEL_EXPORTER_REDIS_URL"
+ENV_STREAM = "OTEL_EXPORTER_REDIS_LOGS_STREAM"
+ENV_MAXLEN = "OTEL_EXPORTER_REDIS_LOGS_MAXLEN"
+ENV_RETENTION = "OTEL_EXPORTER_REDIS_LOGS_RETENTION"
+ENV_TIMEOUT = "OTEL_EXPORTER_REDIS_LOGS_TIMEOUT"
+ENV_TIMEOUT_GENERIC = "OTEL_EXPORTER_REDIS_TIMEOUT"
+ENV_MAX_VALUE_LENGTH = "OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH"
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterConfig:
+    """Everything the exporter needs to know, already validated."""
+
+    url: str
+    stream: str
+    maxlen: int | None
+    retention_s: float | None
+    timeout_s: float
+    max_value_length: int
+
+    def __repr__(self) -> str:
+        return (
+            f"ExporterConfig(url={redact_url(self.url)!r}, stream={self.stream!r}, "
+            f"maxlen={self.maxlen!r}, retention_s={self.retention_s!r}, "
+            f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r})"
+        )
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``, safe for logs and reprs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port is not None else ""
+    netloc = f"{user}:***@{host}{port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _check_url(url: str) -> str:
+    scheme = urlsplit(url).scheme
+    if scheme not in URL_SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in URL_SCHEMES)
+        raise ValueError(f"url must start with one of {allowed}; got {redact_url(url)!r}")
+    return url
+
+
+def _check_stream(stream: str) -> str:
+    if not stream or stream != stream.strip():
+        raise ValueError(f"stream must be a non-empty key without surrounding blanks; got {stream!r}")
+    StreamKeyTemplate.parse(stream)
+    return stream
+
+
+def _check_maxlen(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"maxlen must be a whole number of entries >= 0 (0 disables); got {value!r}")
+    return value
+
+
+def _check_positive_seconds(name: str) -> Callable[[float], float]:
+    def check(value: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{name} must be a number of seconds > 0; got {value!r}")
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{name} must be a number of seconds > 0; got {value!r}")
+        return float(value)
+
+    return check
+
+
+def _check_length(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 16:
+        raise ValueError(f"max_value_length must be a whole number >= 16; got {value!r}")
+    return value
+
+
+def _resolve(
+    argument: T | None,
+    env_names: tuple[str, ...],
+    parse: Callable[[str], T],
+    check: Callable[[T], T],
+    default: T,
+    environ: Mapping[str, str],
+) -> T:
+    """Argument (checked, raises) > first set environment variable (checked, warns) > default."""
+    if argument is not None:
+        return check(argument)
+    for name in env_names:
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            return check(parse(raw))
+        except ValueError as error:
+            _logger.warning("Ignoring %s: %s; using the default %r.", name, error, default)
+            return default
+    return default
+
+
+def _parse_int(raw: str) -> int:
+    return int(raw)
+
+
+def resolve_config(
+    *,
+    url: str | None = None,
+    stream: str | None = None,
+    maxlen: int | None = None,
+    retention: float | None = None,
+    timeout: float | None = None,
+    max_value_length: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> ExporterConfig:
+    """Build the configuration from arguments, then ``OTEL_EXPORTER_REDIS_*`` variables, then defaults."""
+    env = os.environ if environ is None else environ
+    if maxlen is not None and retention is not None:
+        raise ValueError("maxlen and retention are exclusive: XADD trims by MAXLEN or by MINID, not both")
+    resolved_retention: float | None = _resolve(
+        retention, (ENV_RETENTION,), float, _check_positive_seconds("retention"), None, env
+    )
+    # Time-based retention replaces the default length cap; an explicit maxlen wins over both.
+    maxlen_default = 0 if resolved_retention is not None and maxlen is None else DEFAULT_MAXLEN
+    resolved_maxlen = _resolve(maxlen, (ENV_MAXLEN,), _parse_int, _check_maxlen, maxlen_default, env)
+    if resolved_maxlen and resolved_retention is not None:
+        _logger.warning(
+            "Both %s and %s are set; trimming by length (MAXLEN ~ %d) and ignoring the retention.",
+            ENV_MAXLEN,
+            ENV_RETENTION,
+            resolved_maxlen,
+        )
+        resolved_retention = None
+    return ExporterConfig(
+        url=_resolve(url, (ENV_URL, ENV_URL_GENERIC), str, _check_url, DEFAULT_URL, env),
+        stream=_resolve(stream, (ENV_STREAM,), str, _check_stream, DEFAULT_STREAM, env),
+        maxlen=resolved_maxlen or None,
+        retention_s=resolved_retention,
+        timeout_s=_resolve(
+            timeout,
+            (ENV_TIMEOUT, ENV_TIMEOUT_GENERIC),
+            float,
+            _check_positive_seconds("timeout"),
+            DEFAULT_TIMEOUT_S,
+            env,
+        ),
+        max_value_length=_resolve(
+            max_value_length,
+            (ENV_MAX_VALUE_LENGTH,),
+            _parse_int,
+            _check_length,
+            DEFAULT_MAX_VALUE_LENGTH,
+            env,
+        ),
+    )

@@ -1,0 +1,349 @@
+"""Pure encoding: an SDK log record becomes the fields of one stream entry, and back.
+
+No Redis here, no clock, no I/O: every field name and value produced is a ``str`` that encodes as
+UTF-8. ``decode_fields`` is the inverse; ``LogEntry`` is what it returns. The layout is the
+versioned contract described in the README ("Stream entry schema"); ``SCHEMA_VERSION`` changes
+whenever a consumer would have to change.
+
+JSON keeps ints, bools, lists and nested maps. What JSON cannot hold gets a one-key tag object:
+
+* ``{"$bytes": "<base64>"}``            bytes (lossless)
+* ``{"$float": "nan" | "inf" | "-inf"}`` non-finite floats (lossless)
+* ``{"$map": [[key, value], ...]}``      a map with non-string keys, or one that looks like a tag
+* ``{"$str": "<text>"}``                 anything else: ``str()`` of it (the type is lost), also
+  used for cycles and for nesting deeper than ``MAX_DEPTH``
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import format_span_id, format_trace_id
+
+from ._keys import StreamKeyTemplate
+
+SCHEMA_VERSION = "1"
+MAX_DEPTH = 32
+
+TAG_BYTES = "$bytes"
+TAG_FLOAT = "$float"
+TAG_MAP = "$map"
+TAG_STR = "$str"
+_TAGS = frozenset((TAG_BYTES, TAG_FLOAT, TAG_MAP, TAG_STR))
+
+BODY_TYPE_JSON = "json"
+
+Fields = dict[str, str]
+
+_dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+
+
+def _str_of(value: Any) -> str:
+    """``str()`` that cannot raise: falls back to ``repr()``, then to the type's name."""
+    for render in (str, repr):
+        try:
+            text = render(value)
+        except Exception:
+            continue
+        if isinstance(text, str):
+            return text
+    return f"<unprintable {type(value).__name__}>"
+
+
+def safe_text(text: str) -> str:
+    """``text`` if it encodes as UTF-8, else with lone surrogates written as ``\\udXXX``."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+class _Sanitizer:
+    """Turns any value into something ``json`` encodes exactly, recording truncations."""
+
+    __slots__ = ("limit", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.truncated = False
+
+    def value(self, value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+        kind = type(value)
+        if kind is str:
+            if len(value) > self.limit:
+                self.truncated = True
+                return value[: self.limit]
+            return value
+        if kind is bool or kind is int or value is None:
+            return value
+        if kind is float:
+            return value if math.isfinite(value) else {TAG_FLOAT: repr(value)}
+        if depth >= MAX_DEPTH:
+            return {TAG_STR: f"<nested deeper than {MAX_DEPTH} levels>"}
+        if isinstance(value, bytes | bytearray | memoryview):
+            raw = bytes(value)
+            if len(raw) > self.limit:
+                self.truncated = True
+                raw = raw[: self.limit]
+            return {TAG_BYTES: base64.b64encode(raw).decode("ascii")}
+        if isinstance(value, Mapping | list | tuple):
+            if id(value) in seen:
+                return {TAG_STR: f"<cycle: {type(value).__name__}>"}
+            inner = seen | {id(value)}
+            if isinstance(value, Mapping):
+                return self._mapping(value, depth + 1, inner)
+            return [self.value(item, depth + 1, inner) for item in value]
+        # Subclasses of str, int and float (enums...) keep their primitive value; the base
+        # class methods are called directly so an overridden __str__ cannot raise here.
+        if isinstance(value, str):
+            return self.value(str.__str__(value), depth, seen)
+        if isinstance(value, int):
+            return int.__index__(value)
+        if isinstance(value, float):
+            return self.value(float.__float__(value), depth, seen)
+        return {TAG_STR: self.value(_str_of(value), depth, seen)}
+
+    def _mapping(self, mapping: Mapping[Any, Any], depth: int, seen: frozenset[int]) -> Any:
+        try:
+            items = list(mapping.items())
+        except Exception:
+            return {TAG_STR: self.value(_str_of(mapping), depth, seen)}
+        plain = all(type(key) is str for key, _ in items) and not (len(items) == 1 and items[0][0] in _TAGS)
+        if plain:
+            return {key: self.value(item, depth, seen) for key, item in items}
+        return {TAG_MAP: [[self.value(key, depth, seen), self.value(item, depth, seen)] for key, item in items]}
+
+
+def restore(value: Any) -> Any:
+    """Inverse of the tagging: JSON-decoded data back to Python values."""
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((tag, payload),) = value.items()
+            if tag == TAG_BYTES:
+                return base64.b64decode(payload)
+            if tag == TAG_FLOAT:
+                return float(payload)
+            if tag == TAG_MAP:
+                return {_hashable(restore(k)): restore(v) for k, v in payload}
+            if tag == TAG_STR:
+                return payload
+        return {key: restore(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [restore(item) for item in value]
+    return value
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(item) for item in value)
+    if isinstance(value, dict):
+        return _str_of(value)
+    return value
+
+
+def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list[str]) -> str:
+    """A JSON object of ``attributes``; names of values cut to ``limit`` are appended to ``truncated``."""
+    sanitizer = _Sanitizer(limit)
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        kind = type(value)
+        # Fast path for the common flat attribute; everything else goes through the sanitizer.
+        if type(key) is not str:
+            key = _str_of(key)
+        if (kind is str and len(value) <= limit) or kind is int or kind is bool:
+            out[key] = value
+            continue
+        sanitizer.truncated = False
+        out[key] = sanitizer.value(value)
+        if sanitizer.truncated:
+            truncated.append(key)
+    return _dumps(out)
+
+
+def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str]) -> None:
+    """Set ``body`` (and ``body_type`` when it is not a plain string) in ``fields``."""
+    if body is None:
+        return
+    if type(body) is str:
+        if len(body) > limit:
+            body = body[:limit]
+            truncated.append("body")
+        text = safe_text(body)
+        if text is body:
+            fields["body"] = body
+            return
+    sanitizer = _Sanitizer(limit)
+    fields["body"] = _dumps(sanitizer.value(body))
+    fields["body_type"] = BODY_TYPE_JSON
+    if sanitizer.truncated and "body" not in truncated:
+        truncated.append("body")
+
+
+@dataclass(frozen=True, slots=True)
+class _ResourcePart:
+    key: str
+    fields: Fields
+
+
+class BatchEncoder:
+    """Encodes one batch: resources and scopes are encoded once per batch, not once per record."""
+
+    def __init__(self, template: StreamKeyTemplate, max_value_length: int) -> None:
+        self._template = template
+        self._limit = max_value_length
+        self._resources: dict[int, _ResourcePart] = {}
+        self._scopes: dict[int, Fields] = {}
+
+    def encode(self, batch: Iterable[ReadableLogRecord], now_ns: int) -> dict[str, list[Fields]]:
+        """Stream key -> the entries for it, in batch order."""
+        out: dict[str, list[Fields]] = {}
+        for record in batch:
+            part = self._resource(record.resource)
+            fields: Fields = {"v": SCHEMA_VERSION}
+            self._record(record, fields, now_ns)
+            fields.update(self._scope(record))
+            fields.update(part.fields)
+            out.setdefault(part.key, []).append(fields)
+        return out
+
+    def _resource(self, resource: Resource | None) -> _ResourcePart:
+        cached = self._resources.get(id(resource))
+        if cached is not None:
+            return cached
+        attributes = dict(resource.attributes) if resource is not None else {}
+        fields: Fields = {}
+        service = attributes.get("service.name")
+        if service is not None:
+            fields["service.name"] = safe_text(_str_of(service))
+        fields["resource"] = encode_attributes(attributes, self._limit, [])
+        part = _ResourcePart(self._template.render(attributes), fields)
+        self._resources[id(resource)] = part
+        return part
+
+    def _scope(self, record: ReadableLogRecord) -> Fields:
+        scope = record.instrumentation_scope
+        cached = self._scopes.get(id(scope))
+        if cached is not None:
+            return cached
+        fields: Fields = {}
+        if scope is not None:
+            if scope.name:
+                fields["scope.name"] = safe_text(scope.name)
+            if scope.version:
+                fields["scope.version"] = safe_text(scope.version)
+            if scope.attributes:
+                fields["scope.attributes"] = encode_attributes(scope.attributes, self._limit, [])
+        self._scopes[id(scope)] = fields
+        return fields
+
+    def _record(self, record: ReadableLogRecord, fields: Fields, now_ns: int) -> None:
+        log = record.log_record
+        observed = log.observed_timestamp or log.timestamp or now_ns
+        fields["timestamp"] = str(log.timestamp or observed)
+        fields["observed_timestamp"] = str(observed)
+        if log.severity_number is not None:
+            fields["severity_number"] = str(log.severity_number.value)
+        if log.severity_text:
+            fields["severity_text"] = safe_text(log.severity_text)
+        truncated: list[str] = []
+        encode_body(log.body, self._limit, fields, truncated)
+        if log.trace_id and log.span_id:
+            fields["trace_id"] = format_trace_id(log.trace_id)
+            fields["span_id"] = format_span_id(log.span_id)
+            fields["trace_flags"] = str(int(log.trace_flags or 0))
+        event_name = getattr(log, "event_name", None)
+        if event_name:
+            fields["event_name"] = safe_text(event_name)
+        if log.attributes:
+            fields["attributes"] = encode_attributes(log.attributes, self._limit, truncated)
+        dropped = record.dropped_attributes
+        if dropped:
+            fields["dropped_attributes_count"] = str(dropped)
+        if truncated:
+            fields["truncated"] = _dumps(truncated)
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One decoded stream entry: the log record with its original types restored."""
+
+    timestamp: int
+    observed_timestamp: int
+    severity_number: int | None = None
+    severity_text: str | None = None
+    body: Any = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    trace_flags: int | None = None
+    event_name: str | None = None
+    service_name: str | None = None
+    scope_name: str | None = None
+    scope_version: str | None = None
+    scope_attributes: Mapping[str, Any] = field(default_factory=dict)
+    resource: Mapping[str, Any] = field(default_factory=dict)
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    dropped_attributes_count: int = 0
+    truncated: Sequence[str] = ()
+    entry_id: str | None = None
+    stream: str | None = None
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _object(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    decoded = json.loads(raw)
+    return {key: restore(value) for key, value in decoded.items()}
+
+
+def decode_fields(
+    raw: Mapping[str, str] | Mapping[bytes, bytes],
+    *,
+    entry_id: str | None = None,
+    stream: str | None = None,
+) -> LogEntry:
+    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``."""
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    body: Any = fields.get("body")
+    if body is not None and fields.get("body_type") == BODY_TYPE_JSON:
+        body = restore(json.loads(body))
+
+    def optional_int(name: str) -> int | None:
+        value = fields.get(name)
+        return int(value) if value is not None else None
+
+    observed = int(fields.get("observed_timestamp", "0"))
+    return LogEntry(
+        timestamp=int(fields.get("timestamp", observed)),
+        observed_timestamp=observed,
+        severity_number=optional_int("severity_number"),
+        severity_text=fields.get("severity_text"),
+        body=body,
+        trace_id=fields.get("trace_id"),
+        span_id=fields.get("span_id"),
+        trace_flags=optional_int("trace_flags"),
+        event_name=fields.get("event_name"),
+        service_name=fields.get("service.name"),
+        scope_name=fields.get("scope.name"),
+        scope_version=fields.get("scope.version"),
+        scope_attributes=_object(fields.get("scope.attributes")),
+        resource=_object(fields.get("resource")),
+        attributes=_object(fields.get("attributes")),
+        dropped_attributes_count=int(fields.get("dropped_attributes_count", "0")),
+        truncated=tuple(json.loads(fields["truncated"])) if "truncated" in fields else (),
+        entry_id=entry_id,
+        stream=stream,
+    )

@@ -1,0 +1,67 @@
+"""Redis errors, mapped in one place to "retry" or "give up" and to a reason a person can act on."""
+
+from __future__ import annotations
+
+import enum
+
+from redis import exceptions as rex
+
+
+class RedisNotInstalledError(ImportError):
+    """The ``redis`` package cannot be imported."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            "otel-redis-exporter needs the 'redis' package (redis-py), which cannot be imported "
+            f"({cause}). Install it with: python -m pip install 'redis>=5' "
+            "(or reinstall otel-redis-exporter, which depends on it)."
+        )
+
+
+class Outcome(enum.Enum):
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+
+
+# Server replies that mean "not now": retried within the export deadline.
+_TRANSIENT_PREFIXES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN")
+
+
+def classify(error: BaseException) -> Outcome:
+    """Whether retrying ``error`` within the deadline can help."""
+    # AuthenticationError is a ConnectionError in redis-py, but retrying a wrong password never helps.
+    if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
+        return Outcome.PERMANENT
+    if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError):
+        return Outcome.TRANSIENT
+    if isinstance(error, rex.ResponseError) and str(error).startswith(_TRANSIENT_PREFIXES):
+        return Outcome.TRANSIENT
+    if isinstance(error, rex.BusyLoadingError | rex.ReadOnlyError | rex.TryAgainError):
+        return Outcome.TRANSIENT
+    return Outcome.PERMANENT
+
+
+def describe(error: BaseException) -> str:
+    """A one-line reason with what to do about it; never contains a password."""
+    text = str(error).strip() or type(error).__name__
+    if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
+        return f"authentication failed ({text}); check the user name and password in the URL"
+    if isinstance(error, rex.NoPermissionError) or text.startswith("NOPERM"):
+        return (
+            f"the ACL user lacks a permission ({text}); grant it +xadd on the stream keys "
+            "(see the README's ACL section)"
+        )
+    if text.startswith("WRONGTYPE"):
+        return f"the stream key holds another data type ({text}); choose another stream name"
+    if text.startswith("OOM") or isinstance(error, rex.OutOfMemoryError):
+        return (
+            f"the server is out of memory ({text}); lower maxlen or retention, "
+            "or raise maxmemory / choose an eviction policy"
+        )
+    if text.startswith("READONLY") or isinstance(error, rex.ReadOnlyError):
+        return f"the server is a read-only replica ({text}); point the URL at the master"
+    if isinstance(error, rex.TimeoutError):
+        return f"the server did not answer in time ({text})"
+    if isinstance(error, rex.ConnectionError | OSError):
+        return f"cannot reach the server ({text}); is it running and reachable?"
+    return f"{type(error).__name__}: {text}"

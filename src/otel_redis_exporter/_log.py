@@ -1,0 +1,44 @@
+"""The package's own logger, rate limited so a failing Redis cannot flood the application's logs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+# One message (same template, level and arguments) at most once per window.
+RATE_LIMIT_WINDOW_S = 60.0
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets a repeated message through once per window; the next one says how many were held back."""
+
+    def __init__(self, window_s: float = RATE_LIMIT_WINDOW_S, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[tuple[object, ...], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            key: tuple[object, ...] = (record.levelno, record.msg, record.getMessage())
+        except Exception:
+            key = (record.levelno, record.msg)
+        now = self._clock()
+        with self._lock:
+            seen_at, held = self._last.get(key, (None, 0))
+            if seen_at is not None and now - seen_at < self._window_s:
+                self._last[key] = (seen_at, held + 1)
+                return False
+            self._last[key] = (now, 0)
+            if len(self._last) > 256:
+                self._last = {k: v for k, v in self._last.items() if now - v[0] < self._window_s}
+        if held:
+            record.msg = f"{record.msg} (repeated {held} more times in the last {self._window_s:g} s)"
+        return True
+
+
+logger = logging.getLogger("otel_redis_exporter")
+logger.addFilter(RateLimitFilter())

@@ -1,0 +1,171 @@
+"""Writes encoded entries with XADD: one pipelined round trip per attempt, one deadline per export.
+
+The retry loop is shared; a writer only says how one attempt sends commands and reads replies.
+Every reply is checked: entries the server accepted are never sent again, entries refused for a
+transient reason (connection lost, LOADING, BUSY, TRYAGAIN, MASTERDOWN, READONLY, timeouts) are
+retried with exponential backoff and jitter while the deadline allows, and entries refused for a
+permanent reason (WRONGTYPE, NOPERM, OOM, a wrong password) fail at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+from redis.backoff import EqualJitterBackoff
+from redis.exceptions import ResponseError
+
+from ._client import bound_timeouts
+from ._config import ExporterConfig
+from ._encoding import Fields
+from ._errors import Outcome, classify, describe
+
+# First retry after ~50 ms, doubling, never more than 1 s between attempts.
+BACKOFF_BASE_S = 0.05
+BACKOFF_CAP_S = 1.0
+
+Command = tuple[str, ...]
+Clock = Callable[[], float]
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """How many entries the server accepted, how many were given up, and why."""
+
+    written: int = 0
+    failed: int = 0
+    reason: str | None = None
+    attempts: int = 0
+    entry_ids: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
+
+
+def xadd_commands(
+    entries: Mapping[str, Sequence[Fields]], config: ExporterConfig, now_ms: int
+) -> list[Command]:
+    """One ``XADD`` per entry, with the configured trimming."""
+    if config.maxlen:
+        trim: tuple[str, ...] = ("MAXLEN", "~", str(config.maxlen))
+    elif config.retention_s is not None:
+        trim = ("MINID", "~", f"{max(now_ms - int(config.retention_s * 1000), 0)}-0")
+    else:
+        trim = ()
+    return [
+        ("XADD", key, *trim, "*", *chain.from_iterable(fields.items()))
+        for key, key_entries in entries.items()
+        for fields in key_entries
+    ]
+
+
+class _Progress:
+    """Folds the replies of each attempt into one result."""
+
+    def __init__(self) -> None:
+        self.result = WriteResult()
+        self.transient_reason: str | None = None
+
+    def absorb(self, pending: list[Command], replies: Sequence[Any]) -> list[Command]:
+        """Count accepted and permanently refused entries; return those worth another attempt."""
+        self.result.attempts += 1
+        retry: list[Command] = []
+        for command, reply in zip(pending, replies, strict=True):
+            if not isinstance(reply, BaseException):
+                self.result.written += 1
+                self.result.entry_ids.append(reply.decode() if isinstance(reply, bytes) else str(reply))
+            elif classify(reply) is Outcome.TRANSIENT:
+                self.transient_reason = describe(reply)
+                retry.append(command)
+            else:
+                self.result.failed += 1
+                self.result.reason = describe(reply)
+        return retry
+
+    def give_up(self, pending: list[Command], why: str) -> WriteResult:
+        if pending:
+            self.result.failed += len(pending)
+            self.result.reason = f"{self.transient_reason or 'no reply'} ({why})"
+        return self.result
+
+
+class _WriterBase:
+    """Everything but I/O: commands, backoff, deadline, shutdown."""
+
+    def __init__(self, config: ExporterConfig, *, clock: Clock, stop: threading.Event) -> None:
+        self._config = config
+        self._clock = clock
+        self._stop = stop
+        self._backoff = EqualJitterBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S)
+
+    def _commands(self, entries: Mapping[str, Sequence[Fields]]) -> list[Command]:
+        return xadd_commands(entries, self._config, time.time_ns() // 1_000_000)
+
+    def _delay(self, attempts: int, deadline: float) -> float | None:
+        """Seconds to wait before the next attempt, or None when the deadline does not allow one."""
+        delay: float = self._backoff.compute(attempts)
+        remaining = deadline - self._clock()
+        if self._stop.is_set() or remaining <= delay:
+            return None
+        return delay
+
+    def _why_stopped(self, deadline: float) -> str:
+        if self._stop.is_set():
+            return "exporter shut down"
+        return f"gave up at the {self._config.timeout_s:g} s export deadline"
+
+
+class SyncWriter(_WriterBase):
+    """Writes through a redis-py connection pool: the whole batch goes out in one ``sendall``."""
+
+    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, stop: threading.Event) -> None:
+        super().__init__(config, clock=clock, stop=stop)
+        self._pool = pool
+
+    def write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+        """Write ``entries`` (stream key -> entries) before ``deadline`` (on the writer's clock)."""
+        progress = _Progress()
+        pending = self._commands(entries)
+        while pending:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                break
+            try:
+                replies: Sequence[Any] = self._send(pending, remaining)
+            except Exception as error:
+                replies = [error] * len(pending)
+            pending = progress.absorb(pending, replies)
+            delay = self._delay(progress.result.attempts, deadline) if pending else None
+            if delay is None or self._stop.wait(delay):
+                break
+        return progress.give_up(pending, self._why_stopped(deadline))
+
+    def _send(self, commands: list[Command], timeout: float) -> list[Any]:
+        """One round trip: pack every command into one buffer, send it, read every reply."""
+        pool = self._pool
+        bound_timeouts(pool, None, timeout)
+        connection = pool.get_connection("XADD")
+        try:
+            bound_timeouts(pool, connection, timeout)
+            connection.send_packed_command([b"".join(connection.pack_commands(commands))], check_health=False)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(connection.read_response())
+                except ResponseError as error:
+                    # The error reply was read whole: the connection is still in step.
+                    replies.append(error)
+            return replies
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            pool.release(connection)
+
+    def close(self) -> None:
+        self._pool.disconnect()

@@ -1,0 +1,154 @@
+"""``RedisLogExporter``: the glue between the SDK's log pipeline and a Redis Stream."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+from ._client import import_redis, make_pool
+from ._config import ExporterConfig, redact_url, resolve_config
+from ._encoding import BatchEncoder
+from ._keys import StreamKeyTemplate
+from ._log import logger
+from ._writer import SyncWriter, WriteResult
+
+DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
+
+# Records logged by this package itself are never exported: when Redis fails, the failure
+# report must not become another record to write to the failing Redis.
+_OWN_LOGGER = logger.name
+
+
+def _is_own(record: ReadableLogRecord) -> bool:
+    scope = record.instrumentation_scope
+    name = scope.name if scope is not None else ""
+    return name == _OWN_LOGGER or name.startswith(_OWN_LOGGER + ".")
+
+
+class RedisLogExporter(LogRecordExporter):
+    """Writes each log record as one entry of a Redis Stream (``XADD``).
+
+    Use it behind the SDK's batch processor::
+
+        BatchLogRecordProcessor(RedisLogExporter(url="redis://localhost:6379/0", stream="otel:logs"))
+
+    Every argument falls back to an ``OTEL_EXPORTER_REDIS_*`` environment variable, then to a
+    default (see the README's configuration table):
+
+    * ``url``: ``redis://``, ``rediss://`` or ``unix://`` URL, user and password included.
+    * ``stream``: the stream key, or a template over resource attributes such as
+      ``logs:{service.name}``.
+    * ``maxlen``: approximate cap on entries per stream (``XADD MAXLEN ~``); 0 disables it.
+    * ``retention``: seconds of entries to keep (``XADD MINID ~``); exclusive with ``maxlen``.
+    * ``timeout``: seconds one export may take, connect and retries included (default 10).
+    * ``max_value_length``: longest string or bytes value kept in a body or attribute.
+
+    The constructor does no I/O: the connection opens on the first export. ``export`` never
+    raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        stream: str | None = None,
+        *,
+        maxlen: int | None = None,
+        retention: float | None = None,
+        timeout: float | None = None,
+        max_value_length: int | None = None,
+        _clock: Callable[[], float] = time.monotonic,
+        _pool_factory: Callable[[ExporterConfig], Any] = make_pool,
+    ) -> None:
+        import_redis()
+        self._config = resolve_config(
+            url=url,
+            stream=stream,
+            maxlen=maxlen,
+            retention=retention,
+            timeout=timeout,
+            max_value_length=max_value_length,
+        )
+        self._template = StreamKeyTemplate.parse(self._config.stream)
+        self._clock = _clock
+        self._pool_factory = _pool_factory
+        self._stop = threading.Event()
+        # Held for the whole of one export: exports never overlap, and force_flush/shutdown
+        # wait on it for whatever is in flight.
+        self._export_lock = threading.Lock()
+        self._writer: SyncWriter | None = None
+
+    @property
+    def config(self) -> ExporterConfig:
+        """The resolved configuration (its repr hides the password)."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"RedisLogExporter(url={redact_url(self._config.url)!r}, stream={self._config.stream!r})"
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Write ``batch``, one entry per record, in one round trip; never raises."""
+        if self._stop.is_set():
+            return LogRecordExportResult.FAILURE
+        try:
+            with self._export_lock:
+                deadline = self._clock() + self._config.timeout_s
+                entries = BatchEncoder(self._template, self._config.max_value_length).encode(
+                    [record for record in batch if not _is_own(record)], time.time_ns()
+                )
+                result = self._get_writer().write(entries, deadline)
+        except Exception:
+            logger.exception("Unexpected error while exporting %d log records to Redis", len(batch))
+            return LogRecordExportResult.FAILURE
+        return self._report(result)
+
+    def _report(self, result: WriteResult) -> LogRecordExportResult:
+        if result.ok:
+            return LogRecordExportResult.SUCCESS
+        logger.warning(
+            "Failed to export %d of %d log records to %s: %s",
+            result.failed,
+            result.failed + result.written,
+            redact_url(self._config.url),
+            result.reason,
+        )
+        return LogRecordExportResult.FAILURE
+
+    def _get_writer(self) -> SyncWriter:
+        if self._writer is None:
+            self._writer = SyncWriter(
+                self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
+            )
+        return self._writer
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """True once no export is in flight (waits up to ``timeout_millis``)."""
+        if not self._export_lock.acquire(timeout=max(timeout_millis, 0) / 1000):
+            return False
+        self._export_lock.release()
+        return True
+
+    def shutdown(self, timeout_millis: int = DEFAULT_SHUTDOWN_TIMEOUT_MS) -> None:
+        """Stop exporting and close connections; idempotent.
+
+        A running export's backoff wait is cut short; the export in flight gets up to
+        ``timeout_millis`` to finish before the connections are closed under it.
+        """
+        first = not self._stop.is_set()
+        self._stop.set()
+        if not first:
+            return
+        finished = self._export_lock.acquire(timeout=max(timeout_millis, 0) / 1000)
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        except Exception as error:
+            logger.debug("Error while closing the Redis connections: %s", error)
+        finally:
+            if finished:
+                self._export_lock.release()
