@@ -33,9 +33,6 @@ def connection_kwargs(config: ExporterConfig) -> dict[str, Any]:
         "retry": Retry(NoBackoff(), 0),
         "retry_on_timeout": False,
         "health_check_interval": 0,
-        # No CLIENT SETINFO on connect: one round trip less, and no ACL permission needed for it.
-        "lib_name": None,
-        "lib_version": None,
     }
 
 

@@ -19,6 +19,7 @@ from ._keys import StreamKeyTemplate
 _logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 DEFAULT_URL = "redis://localhost:6379/0"
 DEFAULT_STREAM = "otel:logs"
@@ -119,11 +120,12 @@ def _check_length(value: int) -> int:
 def _resolve(
     argument: T | None,
     env_names: tuple[str, ...],
+    *,
     parse: Callable[[str], T],
     check: Callable[[T], T],
-    default: T,
+    default: D,
     environ: Mapping[str, str],
-) -> T:
+) -> T | D:
     """Argument (checked, raises) > first set environment variable (checked, warns) > default."""
     if argument is not None:
         return check(argument)
@@ -137,10 +139,6 @@ def _resolve(
             _logger.warning("Ignoring %s: %s; using the default %r.", name, error, default)
             return default
     return default
-
-
-def _parse_int(raw: str) -> int:
-    return int(raw)
 
 
 def resolve_config(
@@ -157,12 +155,19 @@ def resolve_config(
     env = os.environ if environ is None else environ
     if maxlen is not None and retention is not None:
         raise ValueError("maxlen and retention are exclusive: XADD trims by MAXLEN or by MINID, not both")
-    resolved_retention: float | None = _resolve(
-        retention, (ENV_RETENTION,), float, _check_positive_seconds("retention"), None, env
+    resolved_retention = _resolve(
+        retention,
+        (ENV_RETENTION,),
+        parse=float,
+        check=_check_positive_seconds("retention"),
+        default=None,
+        environ=env,
     )
     # Time-based retention replaces the default length cap; an explicit maxlen wins over both.
     maxlen_default = 0 if resolved_retention is not None and maxlen is None else DEFAULT_MAXLEN
-    resolved_maxlen = _resolve(maxlen, (ENV_MAXLEN,), _parse_int, _check_maxlen, maxlen_default, env)
+    resolved_maxlen = _resolve(
+        maxlen, (ENV_MAXLEN,), parse=int, check=_check_maxlen, default=maxlen_default, environ=env
+    )
     if resolved_maxlen and resolved_retention is not None:
         _logger.warning(
             "Both %s and %s are set; trimming by length (MAXLEN ~ %d) and ignoring the retention.",
@@ -172,24 +177,28 @@ def resolve_config(
         )
         resolved_retention = None
     return ExporterConfig(
-        url=_resolve(url, (ENV_URL, ENV_URL_GENERIC), str, _check_url, DEFAULT_URL, env),
-        stream=_resolve(stream, (ENV_STREAM,), str, _check_stream, DEFAULT_STREAM, env),
+        url=_resolve(
+            url, (ENV_URL, ENV_URL_GENERIC), parse=str, check=_check_url, default=DEFAULT_URL, environ=env
+        ),
+        stream=_resolve(
+            stream, (ENV_STREAM,), parse=str, check=_check_stream, default=DEFAULT_STREAM, environ=env
+        ),
         maxlen=resolved_maxlen or None,
         retention_s=resolved_retention,
         timeout_s=_resolve(
             timeout,
             (ENV_TIMEOUT, ENV_TIMEOUT_GENERIC),
-            float,
-            _check_positive_seconds("timeout"),
-            DEFAULT_TIMEOUT_S,
-            env,
+            parse=float,
+            check=_check_positive_seconds("timeout"),
+            default=DEFAULT_TIMEOUT_S,
+            environ=env,
         ),
         max_value_length=_resolve(
             max_value_length,
             (ENV_MAX_VALUE_LENGTH,),
-            _parse_int,
-            _check_length,
-            DEFAULT_MAX_VALUE_LENGTH,
-            env,
+            parse=int,
+            check=_check_length,
+            default=DEFAULT_MAX_VALUE_LENGTH,
+            environ=env,
         ),
     )

@@ -17,6 +17,7 @@ JSON keeps ints, bools, lists and nested maps. What JSON cannot hold gets a one-
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,12 +49,10 @@ _dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", "
 def _str_of(value: Any) -> str:
     """``str()`` that cannot raise: falls back to ``repr()``, then to the type's name."""
     for render in (str, repr):
-        try:
+        with contextlib.suppress(Exception):
             text = render(value)
-        except Exception:
-            continue
-        if isinstance(text, str):
-            return text
+            if isinstance(text, str):
+                return text
     return f"<unprintable {type(value).__name__}>"
 
 
@@ -121,7 +120,9 @@ class _Sanitizer:
         plain = all(type(key) is str for key, _ in items) and not (len(items) == 1 and items[0][0] in _TAGS)
         if plain:
             return {key: self.value(item, depth, seen) for key, item in items}
-        return {TAG_MAP: [[self.value(key, depth, seen), self.value(item, depth, seen)] for key, item in items]}
+        return {
+            TAG_MAP: [[self.value(key, depth, seen), self.value(item, depth, seen)] for key, item in items]
+        }
 
 
 def restore(value: Any) -> Any:
@@ -155,11 +156,10 @@ def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list
     """A JSON object of ``attributes``; names of values cut to ``limit`` are appended to ``truncated``."""
     sanitizer = _Sanitizer(limit)
     out: dict[str, Any] = {}
-    for key, value in attributes.items():
+    for raw_key, value in attributes.items():
+        key = raw_key if type(raw_key) is str else _str_of(raw_key)
         kind = type(value)
         # Fast path for the common flat attribute; everything else goes through the sanitizer.
-        if type(key) is not str:
-            key = _str_of(key)
         if (kind is str and len(value) <= limit) or kind is int or kind is bool:
             out[key] = value
             continue

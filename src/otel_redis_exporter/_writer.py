@@ -149,7 +149,7 @@ class SyncWriter(_WriterBase):
         """One round trip: pack every command into one buffer, send it, read every reply."""
         pool = self._pool
         bound_timeouts(pool, None, timeout)
-        connection = pool.get_connection("XADD")
+        connection = pool.get_connection()
         try:
             bound_timeouts(pool, connection, timeout)
             connection.send_packed_command([b"".join(connection.pack_commands(commands))], check_health=False)
