@@ -1,0 +1,137 @@
+"""Configuration: argument > environment variable > default, validated in one place."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from otel_redis_exporter._config import (
+    DEFAULT_MAX_VALUE_LENGTH,
+    DEFAULT_MAXLEN,
+    DEFAULT_STREAM,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_URL,
+    redact_url,
+    resolve_config,
+)
+
+
+def test_defaults_without_arguments_or_environment() -> None:
+    """With nothing set, every setting takes its documented default."""
+    config = resolve_config(environ={})
+    assert config.url == DEFAULT_URL
+    assert config.stream == DEFAULT_STREAM
+    assert config.maxlen == DEFAULT_MAXLEN
+    assert config.retention_s is None
+    assert config.timeout_s == DEFAULT_TIMEOUT_S
+    assert config.max_value_length == DEFAULT_MAX_VALUE_LENGTH
+
+
+def test_environment_overrides_defaults() -> None:
+    """Each OTEL_EXPORTER_REDIS_* variable sets its option."""
+    config = resolve_config(
+        environ={
+            "OTEL_EXPORTER_REDIS_LOGS_URL": "redis://db:6380/2",
+            "OTEL_EXPORTER_REDIS_LOGS_STREAM": "logs:{service.name}",
+            "OTEL_EXPORTER_REDIS_LOGS_MAXLEN": "5000",
+            "OTEL_EXPORTER_REDIS_TIMEOUT": "2.5",
+            "OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH": "1024",
+        }
+    )
+    assert config.url == "redis://db:6380/2"
+    assert config.stream == "logs:{service.name}"
+    assert config.maxlen == 5000
+    assert config.timeout_s == 2.5
+    assert config.max_value_length == 1024
+
+
+def test_arguments_override_environment() -> None:
+    """A constructor argument wins over its environment variable."""
+    config = resolve_config(
+        url="rediss://cache:6379/0",
+        timeout=1,
+        environ={"OTEL_EXPORTER_REDIS_LOGS_URL": "redis://db:6380/2", "OTEL_EXPORTER_REDIS_TIMEOUT": "3"},
+    )
+    assert config.url == "rediss://cache:6379/0"
+    assert config.timeout_s == 1.0
+
+
+def test_signal_specific_url_wins_over_generic_url() -> None:
+    """OTEL_EXPORTER_REDIS_LOGS_URL is preferred to OTEL_EXPORTER_REDIS_URL."""
+    env = {"OTEL_EXPORTER_REDIS_URL": "redis://generic/0", "OTEL_EXPORTER_REDIS_LOGS_URL": "redis://logs/0"}
+    assert resolve_config(environ=env).url == "redis://logs/0"
+    assert resolve_config(environ={"OTEL_EXPORTER_REDIS_URL": "unix:///run/redis.sock"}).url == (
+        "unix:///run/redis.sock"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_EXPORTER_REDIS_LOGS_URL", "http://example/"),
+        ("OTEL_EXPORTER_REDIS_LOGS_MAXLEN", "lots"),
+        ("OTEL_EXPORTER_REDIS_LOGS_MAXLEN", "-1"),
+        ("OTEL_EXPORTER_REDIS_TIMEOUT", "0"),
+        ("OTEL_EXPORTER_REDIS_TIMEOUT", "nan"),
+        ("OTEL_EXPORTER_REDIS_LOGS_STREAM", "logs:{service.name"),
+        ("OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH", "3"),
+    ],
+)
+def test_invalid_environment_value_warns_and_uses_default(
+    variable: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad environment value is logged as a warning and the default is used instead."""
+    with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
+        config = resolve_config(environ={variable: value})
+    assert config == resolve_config(environ={})
+    assert variable in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "allowed"),
+    [
+        ("url", "http://example/", "redis://, rediss://, unix://"),
+        ("maxlen", -5, ">= 0"),
+        ("maxlen", True, ">= 0"),
+        ("timeout", 0, "> 0"),
+        ("timeout", float("inf"), "> 0"),
+        ("stream", "", "non-empty"),
+        ("stream", "logs:{}", "empty placeholder"),
+        ("max_value_length", 2, ">= 16"),
+    ],
+)
+def test_invalid_argument_raises_value_error_naming_what_is_allowed(
+    argument: str, value: object, allowed: str
+) -> None:
+    """A bad constructor argument fails early with a ValueError that says what is allowed."""
+    with pytest.raises(ValueError, match=re.escape(allowed)):
+        resolve_config(**{argument: value}, environ={})  # type: ignore[arg-type]
+
+
+def test_retention_replaces_the_default_length_cap() -> None:
+    """With retention set and no maxlen, trimming is by age only."""
+    config = resolve_config(retention=3600, environ={})
+    assert config.retention_s == 3600.0
+    assert config.maxlen is None
+
+
+def test_maxlen_and_retention_together_are_refused() -> None:
+    """XADD trims by MAXLEN or MINID, so asking for both is an error."""
+    with pytest.raises(ValueError, match="exclusive"):
+        resolve_config(maxlen=10, retention=60, environ={})
+
+
+def test_maxlen_zero_disables_length_trimming() -> None:
+    """maxlen=0 means no MAXLEN on XADD."""
+    assert resolve_config(maxlen=0, environ={}).maxlen is None
+
+
+def test_password_never_appears_in_repr() -> None:
+    """The config's repr and redact_url hide the password but keep the rest of the URL."""
+    config = resolve_config(url="redis://app:s3cret-pw@db:6379/1", environ={})
+    assert "s3cret-pw" not in repr(config)
+    assert redact_url(config.url) == "redis://app:***@db:6379/1"
+    assert redact_url("redis://:only-pw@db/0") == "redis://:***@db/0"
+    assert redact_url("redis://db:6379/0") == "redis://db:6379/0"

@@ -1,0 +1,319 @@
+"""RedisLogExporter against real Redis and Valkey servers started by the suite."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from otel_redis_exporter import RedisLogExporter, decode_fields
+from otel_redis_exporter._client import make_pool
+from otel_redis_exporter._config import ExporterConfig
+
+from records import make_record, span_context
+from servers import ServerProcess, free_port
+from test_encoding import representable, same
+
+SUCCESS = LogRecordExportResult.SUCCESS
+FAILURE = LogRecordExportResult.FAILURE
+
+
+@pytest.fixture
+def exporter_factory() -> Iterator[Callable[..., RedisLogExporter]]:
+    """Builds exporters and shuts every one of them down after the test."""
+    made: list[RedisLogExporter] = []
+
+    def make(**kwargs: Any) -> RedisLogExporter:
+        exporter = RedisLogExporter(**kwargs)
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.shutdown(timeout_millis=5_000)
+
+
+def entries(client: redis.Redis, key: str = "otel:logs") -> list[dict[str, str]]:
+    """Every entry's fields in stream order."""
+    return [fields for _, fields in client.xrange(key)]
+
+
+def wait_until_in_flight(exporter: RedisLogExporter, timeout_s: float = 5.0) -> None:
+    """Poll until an export holds the exporter's lock (force_flush cannot return at once)."""
+    deadline = time.monotonic() + timeout_s
+    while exporter.force_flush(timeout_millis=0):
+        assert time.monotonic() < deadline, "no export started"
+        time.sleep(0.001)
+
+
+def dead_url() -> str:
+    """A loopback URL where nothing listens."""
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+def test_logging_inside_a_span_lands_with_every_field(redis_url: str, redis_client: redis.Redis) -> None:
+    """stdlib logging -> LoggingHandler -> BatchLogRecordProcessor -> one entry with the span's ids."""
+    provider = LoggerProvider(resource=Resource.create({"service.name": "shop", "service.version": "2.0"}))
+    provider.add_log_record_processor(BatchLogRecordProcessor(RedisLogExporter(url=redis_url)))
+    handler = LoggingHandler(logger_provider=provider)
+    app_logger = logging.getLogger("shop.orders")
+    app_logger.addHandler(handler)
+    app_logger.setLevel(logging.INFO)
+    tracer = TracerProvider().get_tracer("shop")
+    try:
+        with tracer.start_as_current_span("place-order") as span:
+            app_logger.warning("order %s placed", 42, extra={"order.total": 9.5, "order.items": 3})
+        provider.force_flush()
+    finally:
+        app_logger.removeHandler(handler)
+        provider.shutdown()
+
+    [fields] = entries(redis_client)
+    context = span.get_span_context()
+    assert fields["trace_id"] == f"{context.trace_id:032x}"
+    assert fields["span_id"] == f"{context.span_id:016x}"
+    assert fields["trace_flags"] == str(int(context.trace_flags))
+    assert fields["body"] == "order 42 placed"
+    assert (fields["severity_number"], fields["severity_text"]) == ("13", "WARN")
+    assert fields["scope.name"] == "shop.orders"
+    assert fields["service.name"] == "shop"
+    assert json.loads(fields["resource"])["service.version"] == "2.0"
+    attributes = json.loads(fields["attributes"])
+    assert attributes["order.total"] == 9.5
+    assert attributes["order.items"] == 3
+    assert int(fields["observed_timestamp"]) >= int(fields["timestamp"]) > 0
+
+
+def test_batch_is_written_in_order(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """A 512-record batch becomes 512 entries in batch order."""
+    exporter = exporter_factory(url=redis_url)
+    batch = [make_record(f"record {i}", {"i": i}, context=span_context()) for i in range(512)]
+    assert exporter.export(batch) is SUCCESS
+    assert [fields["body"] for fields in entries(redis_client)] == [f"record {i}" for i in range(512)]
+
+
+def test_templated_stream_keys_stay_in_their_key_space(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """Hostile service names cannot write outside `logs:<safe chars>`."""
+    exporter = exporter_factory(url=redis_url, stream="logs:{service.name}")
+    names = ["api", "a b:c*{x}", "../../etc", "", "é" * 200]
+    batch = [make_record(n, resource=Resource({"service.name": n})) for n in names]
+    batch.append(make_record("no service", resource=Resource({})))
+    assert exporter.export(batch) is SUCCESS
+    keys = sorted(redis_client.keys("*"))
+    assert keys == sorted(
+        {"logs:api", "logs:a_b_c__x_", "logs:.._.._etc", "logs:unknown", "logs:" + "_" * 64}
+    )
+    assert all(redis_client.type(key) == "stream" for key in keys)
+
+
+def test_maxlen_trims_the_stream(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """With maxlen, the stream stays near that length however much is written."""
+    exporter = exporter_factory(url=redis_url, maxlen=100)
+    for _ in range(10):
+        assert exporter.export([make_record(str(i)) for i in range(200)]) is SUCCESS
+    # MAXLEN ~ trims whole radix-tree nodes (100 entries each by default), never below maxlen.
+    assert 100 <= redis_client.xlen("otel:logs") <= 300
+
+
+def test_retention_trims_entries_older_than_it(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """With retention, entries older than it are trimmed on the next writes."""
+    for i in range(1, 1001):
+        redis_client.xadd("otel:logs", {"old": str(i)}, id=f"{i}-0")  # in 1970: far past any retention
+    exporter = exporter_factory(url=redis_url, retention=3600)
+    assert exporter.export([make_record("new")]) is SUCCESS
+    remaining_old = sum(1 for fields in entries(redis_client) if "old" in fields)
+    assert remaining_old < 200
+    assert entries(redis_client)[-1]["body"] == "new"
+
+
+def test_redis_down_at_start_fails_within_the_timeout(
+    exporter_factory: Callable[..., RedisLogExporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No server: export returns FAILURE by its deadline and logs why; nothing raises."""
+    url = dead_url()
+    exporter = exporter_factory(url=url, timeout=0.5)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
+        assert exporter.export([make_record()]) is FAILURE
+    assert time.monotonic() - started < 5
+    assert "cannot reach the server" in caplog.text
+    assert url.removesuffix("/0") in caplog.text
+
+
+def test_constructor_does_no_io() -> None:
+    """Building an exporter for an unreachable server succeeds instantly and opens nothing."""
+    calls: list[ExporterConfig] = []
+
+    def factory(config: ExporterConfig) -> Any:
+        calls.append(config)
+        return make_pool(config)
+
+    exporter = RedisLogExporter(url=dead_url(), _pool_factory=factory)
+    assert calls == []
+    exporter.shutdown()
+
+
+def test_same_exporter_recovers_after_a_restart(
+    start_server: Callable[..., ServerProcess], exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """Server stopped between exports: FAILURE while down, SUCCESS once it is back."""
+    server = start_server()
+    exporter = exporter_factory(url=server.url, timeout=0.5)
+    assert exporter.export([make_record("before")]) is SUCCESS
+    server.stop()
+    assert exporter.export([make_record("while down")]) is FAILURE
+    server.restart()
+    assert exporter.export([make_record("after")]) is SUCCESS
+    assert [f["body"] for f in entries(server.client())][-1] == "after"
+
+
+def test_transient_outage_within_the_deadline_is_retried(
+    start_server: Callable[..., ServerProcess], exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """A server that comes back while an export is retrying gets the batch in that same export."""
+    server = start_server()
+    exporter = exporter_factory(url=server.url, timeout=20)
+    assert exporter.export([make_record("warm-up")]) is SUCCESS
+    server.stop()
+    results: list[LogRecordExportResult] = []
+    worker = threading.Thread(target=lambda: results.append(exporter.export([make_record("retried")])))
+    worker.start()
+    wait_until_in_flight(exporter)
+    server.start()
+    worker.join(timeout=30)
+    assert results == [SUCCESS]
+    assert [f["body"] for f in entries(server.client())][-1] == "retried"
+
+
+def test_wrong_password_fails_with_a_clear_reason_and_no_password(
+    start_server: Callable[..., ServerProcess],
+    exporter_factory: Callable[..., RedisLogExporter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Authentication failure: FAILURE at once, logged reason says so, the password is never shown."""
+    server = start_server(config={"requirepass": "right-secret"})
+    url = f"redis://:wrong-secret@{server.host}:{server.port}/0"
+    exporter = exporter_factory(url=url, timeout=5)
+    with caplog.at_level(logging.DEBUG, logger="otel_redis_exporter"):
+        assert exporter.export([make_record()]) is FAILURE
+    assert "authentication failed" in caplog.text
+    assert "wrong-secret" not in caplog.text
+    assert "wrong-secret" not in repr(exporter)
+    assert "wrong-secret" not in repr(exporter.config)
+
+
+def test_right_password_in_the_url_is_used(
+    start_server: Callable[..., ServerProcess], exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """user:password in the URL authenticates."""
+    server = start_server(config={"requirepass": "right-secret"})
+    exporter = exporter_factory(url=f"redis://:right-secret@{server.host}:{server.port}/0")
+    assert exporter.export([make_record("authenticated")]) is SUCCESS
+
+
+def test_permanent_error_fails_without_retrying(
+    redis_url: str,
+    redis_client: redis.Redis,
+    exporter_factory: Callable[..., RedisLogExporter],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """WRONGTYPE is not retried; the reason names it."""
+    redis_client.set("otel:logs", "not a stream")
+    exporter = exporter_factory(url=redis_url, timeout=30)
+    with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
+        assert exporter.export([make_record()]) is FAILURE
+    assert "WRONGTYPE" in caplog.text
+
+
+def test_one_bad_key_does_not_cost_the_others(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """Entries for healthy keys land even when another key of the batch is refused."""
+    redis_client.set("logs:broken", "not a stream")
+    exporter = exporter_factory(url=redis_url, stream="logs:{service.name}")
+    batch = [
+        make_record("good", resource=Resource({"service.name": "fine"})),
+        make_record("bad", resource=Resource({"service.name": "broken"})),
+    ]
+    assert exporter.export(batch) is FAILURE
+    assert [f["body"] for f in entries(redis_client, "logs:fine")] == ["good"]
+
+
+def test_shutdown_is_idempotent_and_export_after_it_fails_without_io(
+    redis_url: str, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """shutdown twice is fine; export afterwards returns FAILURE and opens no connection."""
+    opened: list[ExporterConfig] = []
+
+    def factory(config: ExporterConfig) -> Any:
+        opened.append(config)
+        return make_pool(config)
+
+    exporter = RedisLogExporter(url=redis_url, _pool_factory=factory)
+    exporter.shutdown()
+    exporter.shutdown(timeout_millis=10)
+    assert exporter.export([make_record()]) is FAILURE
+    assert opened == []
+    assert exporter.force_flush() is True
+
+
+def test_shutdown_cuts_the_retry_wait_short(exporter_factory: Callable[..., RedisLogExporter]) -> None:
+    """An export retrying against a dead server returns soon after shutdown, not at its deadline."""
+    exporter = exporter_factory(url=dead_url(), timeout=60)
+    results: list[LogRecordExportResult] = []
+    worker = threading.Thread(target=lambda: results.append(exporter.export([make_record()])))
+    worker.start()
+    wait_until_in_flight(exporter)
+    exporter.shutdown(timeout_millis=5_000)
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert results == [FAILURE]
+
+
+def test_own_log_records_are_not_exported(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """Records from the otel_redis_exporter logger never go back into Redis."""
+    exporter = exporter_factory(url=redis_url)
+    own = make_record("failure report", scope=InstrumentationScope("otel_redis_exporter"))
+    assert exporter.export([own, make_record("app")]) is SUCCESS
+    assert [f["body"] for f in entries(redis_client)] == ["app"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=representable, attributes=st.dictionaries(st.text(max_size=10), representable, max_size=5))
+def test_any_value_round_trips_through_a_real_server(
+    redis_url: str, redis_client: redis.Redis, body: Any, attributes: dict[str, Any]
+) -> None:
+    """Whatever is logged is written, and the entry decodes to the same body and attributes."""
+    exporter = RedisLogExporter(url=redis_url, stream="roundtrip")
+    try:
+        assert exporter.export([make_record(body, attributes)]) is SUCCESS
+    finally:
+        exporter.shutdown()
+    [(entry_id, fields)] = redis_client.xrange("roundtrip", count=1)
+    redis_client.delete("roundtrip")
+    entry = decode_fields(fields, entry_id=entry_id)
+    assert same(entry.body, body)
+    assert same(dict(entry.attributes), attributes)
