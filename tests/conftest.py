@@ -195,3 +195,11 @@ def sentinel_group(server_kind: str, tmp_path_factory: pytest.TempPathFactory) -
         server_kind, base_dir=tmp_path_factory.mktemp(f"{server_kind}-sentinel")
     ) as group:
         yield group
+
+
+@pytest.fixture(autouse=True)
+def _fresh_log_rate_limit() -> None:
+    """Each test sees the exporter's failure messages afresh, not held back by an earlier test."""
+    from otel_redis_exporter._log import rate_limit  # noqa: PLC0415
+
+    rate_limit.reset()

@@ -1,4 +1,4 @@
-"""RedisLogExporter against real Redis and Valkey servers started by the suite."""
+"""RedisLogExporter against real Redis and Valkey servers started by the suite, in both modes."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_redis_exporter import RedisLogExporter, decode_fields
-from otel_redis_exporter._client import make_pool
+from otel_redis_exporter._client import make_async_pool, make_pool
 from otel_redis_exporter._config import ExporterConfig
 
 from records import make_record, span_context
@@ -31,13 +31,19 @@ SUCCESS = LogRecordExportResult.SUCCESS
 FAILURE = LogRecordExportResult.FAILURE
 
 
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Every exporter test runs on the sync and on the async path."""
+    return str(request.param)
+
+
 @pytest.fixture
-def exporter_factory() -> Iterator[Callable[..., RedisLogExporter]]:
-    """Builds exporters and shuts every one of them down after the test."""
+def exporter_factory(mode: str) -> Iterator[Callable[..., RedisLogExporter]]:
+    """Builds exporters in the current mode and shuts every one of them down after the test."""
     made: list[RedisLogExporter] = []
 
     def make(**kwargs: Any) -> RedisLogExporter:
-        exporter = RedisLogExporter(**kwargs)
+        exporter = RedisLogExporter(mode=mode, **kwargs)
         made.append(exporter)
         return exporter
 
@@ -64,10 +70,12 @@ def dead_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
 
-def test_logging_inside_a_span_lands_with_every_field(redis_url: str, redis_client: redis.Redis) -> None:
+def test_logging_inside_a_span_lands_with_every_field(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
     """stdlib logging -> LoggingHandler -> BatchLogRecordProcessor -> one entry with the span's ids."""
     provider = LoggerProvider(resource=Resource.create({"service.name": "shop", "service.version": "2.0"}))
-    provider.add_log_record_processor(BatchLogRecordProcessor(RedisLogExporter(url=redis_url)))
+    provider.add_log_record_processor(BatchLogRecordProcessor(exporter_factory(url=redis_url)))
     handler = LoggingHandler(logger_provider=provider)
     app_logger = logging.getLogger("shop.orders")
     app_logger.addHandler(handler)
@@ -161,16 +169,23 @@ def test_redis_down_at_start_fails_within_the_timeout(
     assert url.removesuffix("/0") in caplog.text
 
 
-def test_constructor_does_no_io() -> None:
-    """Building an exporter for an unreachable server succeeds instantly and opens nothing."""
-    calls: list[ExporterConfig] = []
+def recording_pool_factory(mode: str, calls: list[ExporterConfig]) -> Callable[[ExporterConfig], Any]:
+    """The mode's real pool factory, noting each call."""
+    real = make_async_pool if mode == "async" else make_pool
 
     def factory(config: ExporterConfig) -> Any:
         calls.append(config)
-        return make_pool(config)
+        return real(config)
 
-    exporter = RedisLogExporter(url=dead_url(), _pool_factory=factory)
+    return factory
+
+
+def test_constructor_does_no_io(mode: str) -> None:
+    """Building an exporter for an unreachable server succeeds instantly and opens nothing."""
+    calls: list[ExporterConfig] = []
+    exporter = RedisLogExporter(url=dead_url(), mode=mode, _pool_factory=recording_pool_factory(mode, calls))
     assert calls == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("otel-redis-exporter")]
     exporter.shutdown()
 
 
@@ -260,17 +275,10 @@ def test_one_bad_key_does_not_cost_the_others(
     assert [f["body"] for f in entries(redis_client, "logs:fine")] == ["good"]
 
 
-def test_shutdown_is_idempotent_and_export_after_it_fails_without_io(
-    redis_url: str, exporter_factory: Callable[..., RedisLogExporter]
-) -> None:
+def test_shutdown_is_idempotent_and_export_after_it_fails_without_io(redis_url: str, mode: str) -> None:
     """shutdown twice is fine; export afterwards returns FAILURE and opens no connection."""
     opened: list[ExporterConfig] = []
-
-    def factory(config: ExporterConfig) -> Any:
-        opened.append(config)
-        return make_pool(config)
-
-    exporter = RedisLogExporter(url=redis_url, _pool_factory=factory)
+    exporter = RedisLogExporter(url=redis_url, mode=mode, _pool_factory=recording_pool_factory(mode, opened))
     exporter.shutdown()
     exporter.shutdown(timeout_millis=10)
     assert exporter.export([make_record()]) is FAILURE
@@ -304,10 +312,10 @@ def test_own_log_records_are_not_exported(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=representable, attributes=st.dictionaries(st.text(max_size=10), representable, max_size=5))
 def test_any_value_round_trips_through_a_real_server(
-    redis_url: str, redis_client: redis.Redis, body: Any, attributes: dict[str, Any]
+    redis_url: str, redis_client: redis.Redis, mode: str, body: Any, attributes: dict[str, Any]
 ) -> None:
     """Whatever is logged is written, and the entry decodes to the same body and attributes."""
-    exporter = RedisLogExporter(url=redis_url, stream="roundtrip")
+    exporter = RedisLogExporter(url=redis_url, stream="roundtrip", mode=mode)
     try:
         assert exporter.export([make_record(body, attributes)]) is SUCCESS
     finally:

@@ -22,24 +22,34 @@ def import_redis() -> Any:
     return redis
 
 
-def connection_kwargs(config: ExporterConfig) -> dict[str, Any]:
+def connection_kwargs(config: ExporterConfig, retry: Any) -> dict[str, Any]:
     """redis-py connection options shared by every client the exporter builds."""
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
-
     return {
         "socket_timeout": config.timeout_s,
         "socket_connect_timeout": config.timeout_s,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": retry,
         "retry_on_timeout": False,
         "health_check_interval": 0,
     }
 
 
 def make_pool(config: ExporterConfig) -> Any:
-    """A blocking-free connection pool for ``config.url``; connections open on first use."""
+    """A connection pool for ``config.url``; connections open on first use."""
     redis = import_redis()
-    return redis.ConnectionPool.from_url(config.url, **connection_kwargs(config))
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+    from redis.retry import Retry  # noqa: PLC0415
+
+    return redis.ConnectionPool.from_url(config.url, **connection_kwargs(config, Retry(NoBackoff(), 0)))
+
+
+def make_async_pool(config: ExporterConfig) -> Any:
+    """The redis.asyncio twin of ``make_pool``; build it on the loop that will use it."""
+    import_redis()
+    from redis.asyncio import ConnectionPool  # noqa: PLC0415
+    from redis.asyncio.retry import Retry  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+
+    return ConnectionPool.from_url(config.url, **connection_kwargs(config, Retry(NoBackoff(), 0)))
 
 
 def bound_timeouts(pool: Any, connection: Any | None, seconds: float) -> None:

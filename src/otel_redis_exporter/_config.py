@@ -32,6 +32,8 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_VALUE_LENGTH = 64 * 1024
 
 URL_SCHEMES = ("redis", "rediss", "unix")
+MODES = ("sync", "async")
+DEFAULT_MODE = "sync"
 
 ENV_URL = "OTEL_EXPORTER_REDIS_LOGS_URL"
 ENV_URL_GENERIC = "OTEL_EXPORTER_REDIS_URL"
@@ -41,6 +43,7 @@ ENV_RETENTION = "OTEL_EXPORTER_REDIS_LOGS_RETENTION"
 ENV_TIMEOUT = "OTEL_EXPORTER_REDIS_LOGS_TIMEOUT"
 ENV_TIMEOUT_GENERIC = "OTEL_EXPORTER_REDIS_TIMEOUT"
 ENV_MAX_VALUE_LENGTH = "OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH"
+ENV_MODE = "OTEL_EXPORTER_REDIS_MODE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +56,13 @@ class ExporterConfig:
     retention_s: float | None
     timeout_s: float
     max_value_length: int
+    mode: str = DEFAULT_MODE
 
     def __repr__(self) -> str:
         return (
             f"ExporterConfig(url={redact_url(self.url)!r}, stream={self.stream!r}, "
             f"maxlen={self.maxlen!r}, retention_s={self.retention_s!r}, "
-            f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r})"
+            f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r}, mode={self.mode!r})"
         )
 
 
@@ -111,6 +115,12 @@ def _check_positive_seconds(name: str) -> Callable[[float], float]:
     return check
 
 
+def _check_mode(value: str) -> str:
+    if value not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {value!r}")
+    return value
+
+
 def _check_length(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 16:
         raise ValueError(f"max_value_length must be a whole number >= 16; got {value!r}")
@@ -149,6 +159,7 @@ def resolve_config(
     retention: float | None = None,
     timeout: float | None = None,
     max_value_length: int | None = None,
+    mode: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ExporterConfig:
     """Build the configuration from arguments, then ``OTEL_EXPORTER_REDIS_*`` variables, then defaults."""
@@ -200,5 +211,8 @@ def resolve_config(
             check=_check_length,
             default=DEFAULT_MAX_VALUE_LENGTH,
             environ=env,
+        ),
+        mode=_resolve(
+            mode, (ENV_MODE,), parse=str.lower, check=_check_mode, default=DEFAULT_MODE, environ=env
         ),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 
 from redis import exceptions as rex
@@ -32,7 +33,7 @@ def classify(error: BaseException) -> Outcome:
     # AuthenticationError is a ConnectionError in redis-py, but retrying a wrong password never helps.
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return Outcome.PERMANENT
-    if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError):
+    if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError | asyncio.TimeoutError):
         return Outcome.TRANSIENT
     if isinstance(error, rex.ResponseError) and str(error).startswith(_TRANSIENT_PREFIXES):
         return Outcome.TRANSIENT
@@ -60,7 +61,7 @@ def describe(error: BaseException) -> str:
         )
     if text.startswith("READONLY") or isinstance(error, rex.ReadOnlyError):
         return f"the server is a read-only replica ({text}); point the URL at the master"
-    if isinstance(error, rex.TimeoutError):
+    if isinstance(error, rex.TimeoutError | asyncio.TimeoutError):
         return f"the server did not answer in time ({text})"
     if isinstance(error, rex.ConnectionError | OSError):
         return f"cannot reach the server ({text}); is it running and reachable?"

@@ -21,6 +21,11 @@ class RateLimitFilter(logging.Filter):
         self._lock = threading.Lock()
         self._last: dict[tuple[object, ...], tuple[float, int]] = {}
 
+    def reset(self) -> None:
+        """Forget every message seen so far."""
+        with self._lock:
+            self._last.clear()
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             key: tuple[object, ...] = (record.levelno, record.msg, record.getMessage())
@@ -41,4 +46,5 @@ class RateLimitFilter(logging.Filter):
 
 
 logger = logging.getLogger("otel_redis_exporter")
-logger.addFilter(RateLimitFilter())
+rate_limit = RateLimitFilter()
+logger.addFilter(rate_limit)

@@ -9,6 +9,8 @@ permanent reason (WRONGTYPE, NOPERM, OOM, a wrong password) fail at once.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,13 +36,17 @@ Clock = Callable[[], float]
 
 @dataclass(slots=True)
 class WriteResult:
-    """How many entries the server accepted, how many were given up, and why."""
+    """How many entries the server accepted, how many were given up, and why.
+
+    ``entry_ids`` maps an entry's position in the batch (keys in order, entries in order within a
+    key, as ``xadd_commands`` lays them out) to the stream entry id the server gave it.
+    """
 
     written: int = 0
     failed: int = 0
     reason: str | None = None
     attempts: int = 0
-    entry_ids: list[str] = field(default_factory=list)
+    entry_ids: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -64,6 +70,9 @@ def xadd_commands(
     ]
 
 
+Pending = list[tuple[int, Command]]
+
+
 class _Progress:
     """Folds the replies of each attempt into one result."""
 
@@ -71,27 +80,39 @@ class _Progress:
         self.result = WriteResult()
         self.transient_reason: str | None = None
 
-    def absorb(self, pending: list[Command], replies: Sequence[Any]) -> list[Command]:
+    def absorb(self, pending: Pending, replies: Sequence[Any]) -> Pending:
         """Count accepted and permanently refused entries; return those worth another attempt."""
         self.result.attempts += 1
-        retry: list[Command] = []
-        for command, reply in zip(pending, replies, strict=True):
+        retry: Pending = []
+        for item, reply in zip(pending, replies, strict=True):
             if not isinstance(reply, BaseException):
                 self.result.written += 1
-                self.result.entry_ids.append(reply.decode() if isinstance(reply, bytes) else str(reply))
+                self.result.entry_ids[item[0]] = reply.decode() if isinstance(reply, bytes) else str(reply)
             elif classify(reply) is Outcome.TRANSIENT:
                 self.transient_reason = describe(reply)
-                retry.append(command)
+                retry.append(item)
             else:
                 self.result.failed += 1
                 self.result.reason = describe(reply)
         return retry
 
-    def give_up(self, pending: list[Command], why: str) -> WriteResult:
+    def give_up(self, pending: Pending, why: str) -> WriteResult:
         if pending:
             self.result.failed += len(pending)
             self.result.reason = f"{self.transient_reason or 'no reply'} ({why})"
         return self.result
+
+
+def _read_replies(count: int, read: Callable[[], Any]) -> list[Any]:
+    """``count`` replies; an error reply is kept in its place (it was read whole, the
+    connection is still in step)."""
+    replies: list[Any] = []
+    for _ in range(count):
+        try:
+            replies.append(read())
+        except ResponseError as error:
+            replies.append(error)
+    return replies
 
 
 class _WriterBase:
@@ -103,8 +124,8 @@ class _WriterBase:
         self._stop = stop
         self._backoff = EqualJitterBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S)
 
-    def _commands(self, entries: Mapping[str, Sequence[Fields]]) -> list[Command]:
-        return xadd_commands(entries, self._config, time.time_ns() // 1_000_000)
+    def _pending(self, entries: Mapping[str, Sequence[Fields]]) -> Pending:
+        return list(enumerate(xadd_commands(entries, self._config, time.time_ns() // 1_000_000)))
 
     def _delay(self, attempts: int, deadline: float) -> float | None:
         """Seconds to wait before the next attempt, or None when the deadline does not allow one."""
@@ -114,7 +135,7 @@ class _WriterBase:
             return None
         return delay
 
-    def _why_stopped(self, deadline: float) -> str:
+    def _why_stopped(self) -> str:
         if self._stop.is_set():
             return "exporter shut down"
         return f"gave up at the {self._config.timeout_s:g} s export deadline"
@@ -130,20 +151,20 @@ class SyncWriter(_WriterBase):
     def write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
         """Write ``entries`` (stream key -> entries) before ``deadline`` (on the writer's clock)."""
         progress = _Progress()
-        pending = self._commands(entries)
+        pending = self._pending(entries)
         while pending:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 break
             try:
-                replies: Sequence[Any] = self._send(pending, remaining)
+                replies: Sequence[Any] = self._send([command for _, command in pending], remaining)
             except Exception as error:
                 replies = [error] * len(pending)
             pending = progress.absorb(pending, replies)
             delay = self._delay(progress.result.attempts, deadline) if pending else None
             if delay is None or self._stop.wait(delay):
                 break
-        return progress.give_up(pending, self._why_stopped(deadline))
+        return progress.give_up(pending, self._why_stopped())
 
     def _send(self, commands: list[Command], timeout: float) -> list[Any]:
         """One round trip: pack every command into one buffer, send it, read every reply."""
@@ -153,14 +174,7 @@ class SyncWriter(_WriterBase):
         try:
             bound_timeouts(pool, connection, timeout)
             connection.send_packed_command([b"".join(connection.pack_commands(commands))], check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(connection.read_response())
-                except ResponseError as error:
-                    # The error reply was read whole: the connection is still in step.
-                    replies.append(error)
-            return replies
+            return _read_replies(len(commands), connection.read_response)
         except BaseException:
             connection.disconnect()
             raise
@@ -169,3 +183,82 @@ class SyncWriter(_WriterBase):
 
     def close(self) -> None:
         self._pool.disconnect()
+
+
+class AsyncWriter(_WriterBase):
+    """The async twin, on redis.asyncio: one pipeline per stream key, the keys written concurrently.
+
+    It lives on the exporter's event loop; only ``wake`` may be called from another thread.
+    """
+
+    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, stop: threading.Event) -> None:
+        super().__init__(config, clock=clock, stop=stop)
+        self._pool = pool
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Cut a backoff wait short (call on the loop, e.g. through ``call_soon_threadsafe``)."""
+        self._woken.set()
+
+    async def write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+        """Write ``entries`` (stream key -> entries) before ``deadline`` (on the writer's clock)."""
+        progress = _Progress()
+        pending = self._pending(entries)
+        while pending:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                break
+            replies = await self._send_by_key(pending, remaining)
+            pending = progress.absorb(pending, replies)
+            delay = self._delay(progress.result.attempts, deadline) if pending else None
+            if delay is None or await self._woken_within(delay):
+                break
+        return progress.give_up(pending, self._why_stopped())
+
+    async def _woken_within(self, delay: float) -> bool:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), delay)
+        return self._stop.is_set()
+
+    async def _send_by_key(self, pending: Pending, timeout: float) -> list[Any]:
+        """Each key's commands on a connection of their own, all keys at once; replies in order."""
+        by_key: dict[str, list[int]] = {}
+        for slot, (_, command) in enumerate(pending):
+            by_key.setdefault(command[1], []).append(slot)
+        groups = list(by_key.values())
+        outcomes = await asyncio.gather(
+            *(self._send([pending[slot][1] for slot in slots], timeout) for slots in groups),
+            return_exceptions=True,
+        )
+        replies: list[Any] = [None] * len(pending)
+        for slots, outcome in zip(groups, outcomes, strict=True):
+            for position, slot in enumerate(slots):
+                replies[slot] = outcome if isinstance(outcome, BaseException) else outcome[position]
+        return replies
+
+    async def _send(self, commands: list[Command], timeout: float) -> list[Any]:
+        """One round trip on one connection, bounded by ``timeout`` as a whole."""
+        return await asyncio.wait_for(self._round_trip(commands), timeout)
+
+    async def _round_trip(self, commands: list[Command]) -> list[Any]:
+        pool = self._pool
+        connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command(
+                [b"".join(connection.pack_commands(commands))], check_health=False
+            )
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response())
+                except ResponseError as error:
+                    replies.append(error)
+            return replies
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
+
+    async def close(self) -> None:
+        await self._pool.disconnect()

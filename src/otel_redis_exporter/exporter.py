@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from ._client import import_redis, make_pool
+from ._client import import_redis, make_async_pool, make_pool
 from ._config import ExporterConfig, redact_url, resolve_config
-from ._encoding import BatchEncoder
+from ._encoding import BatchEncoder, Fields
 from ._keys import StreamKeyTemplate
 from ._log import logger
-from ._writer import SyncWriter, WriteResult
+from ._loop import LoopThread
+from ._writer import AsyncWriter, SyncWriter, WriteResult
 
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
 
@@ -28,6 +33,29 @@ def _is_own(record: ReadableLogRecord) -> bool:
     scope = record.instrumentation_scope
     name = scope.name if scope is not None else ""
     return name == _OWN_LOGGER or name.startswith(_OWN_LOGGER + ".")
+
+
+@contextlib.contextmanager
+def _instrumentation_suppressed() -> Iterator[None]:
+    """Redis instrumentation must not trace or log the exporter's own writes."""
+    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        detach(token)
+
+
+# Exporters alive in this process: after fork() the child's copies drop the parent's
+# connections and loop thread and build their own on the next export.
+_LIVE: weakref.WeakSet[RedisLogExporter] = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:
+    for exporter in list(_LIVE):
+        exporter._after_fork()
+
+
+os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
 class RedisLogExporter(LogRecordExporter):
@@ -47,6 +75,8 @@ class RedisLogExporter(LogRecordExporter):
     * ``retention``: seconds of entries to keep (``XADD MINID ~``); exclusive with ``maxlen``.
     * ``timeout``: seconds one export may take, connect and retries included (default 10).
     * ``max_value_length``: longest string or bytes value kept in a body or attribute.
+    * ``mode``: ``"sync"`` (redis-py on the calling thread) or ``"async"`` (redis.asyncio on an
+      event-loop thread the exporter owns; the keys of a batch are written concurrently).
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -61,8 +91,9 @@ class RedisLogExporter(LogRecordExporter):
         retention: float | None = None,
         timeout: float | None = None,
         max_value_length: int | None = None,
+        mode: str | None = None,
         _clock: Callable[[], float] = time.monotonic,
-        _pool_factory: Callable[[ExporterConfig], Any] = make_pool,
+        _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
         import_redis()
         self._config = resolve_config(
@@ -72,15 +103,19 @@ class RedisLogExporter(LogRecordExporter):
             retention=retention,
             timeout=timeout,
             max_value_length=max_value_length,
+            mode=mode,
         )
+        self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
         self._clock = _clock
-        self._pool_factory = _pool_factory
+        self._pool_factory = _pool_factory or (make_async_pool if self._async else make_pool)
         self._stop = threading.Event()
         # Held for the whole of one export: exports never overlap, and force_flush/shutdown
         # wait on it for whatever is in flight.
         self._export_lock = threading.Lock()
-        self._writer: SyncWriter | None = None
+        self._writer: SyncWriter | AsyncWriter | None = None
+        self._loop = LoopThread()
+        _LIVE.add(self)
 
     @property
     def config(self) -> ExporterConfig:
@@ -91,20 +126,43 @@ class RedisLogExporter(LogRecordExporter):
         return f"RedisLogExporter(url={redact_url(self._config.url)!r}, stream={self._config.stream!r})"
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Write ``batch``, one entry per record, in one round trip; never raises."""
+        """Write ``batch``, one entry per record, within one deadline; never raises."""
         if self._stop.is_set():
             return LogRecordExportResult.FAILURE
         try:
-            with self._export_lock:
+            with self._export_lock, _instrumentation_suppressed():
                 deadline = self._clock() + self._config.timeout_s
                 entries = BatchEncoder(self._template, self._config.max_value_length).encode(
                     [record for record in batch if not _is_own(record)], time.time_ns()
                 )
-                result = self._get_writer().write(entries, deadline)
+                result = self._write(entries, deadline)
         except Exception:
             logger.exception("Unexpected error while exporting %d log records to Redis", len(batch))
             return LogRecordExportResult.FAILURE
         return self._report(result)
+
+    def _write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+        if not self._async:
+            if self._writer is None:
+                self._writer = SyncWriter(
+                    self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
+                )
+            assert isinstance(self._writer, SyncWriter)
+            return self._writer.write(entries, deadline)
+        try:
+            # The loop enforces the deadline itself; the grace covers handing the result back.
+            return self._loop.run(self._write_async(entries, deadline), deadline - self._clock() + 1.0)
+        except TimeoutError as error:
+            return WriteResult(failed=sum(map(len, entries.values())), reason=str(error))
+
+    async def _write_async(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+        with _instrumentation_suppressed():
+            if self._writer is None:
+                self._writer = AsyncWriter(
+                    self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
+                )
+            assert isinstance(self._writer, AsyncWriter)
+            return await self._writer.write(entries, deadline)
 
     def _report(self, result: WriteResult) -> LogRecordExportResult:
         if result.ok:
@@ -118,12 +176,11 @@ class RedisLogExporter(LogRecordExporter):
         )
         return LogRecordExportResult.FAILURE
 
-    def _get_writer(self) -> SyncWriter:
-        if self._writer is None:
-            self._writer = SyncWriter(
-                self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
-            )
-        return self._writer
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's connections, loop thread and lock."""
+        self._export_lock = threading.Lock()
+        self._writer = None
+        self._loop.abandon()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """True once no export is in flight (waits up to ``timeout_millis``)."""
@@ -133,19 +190,25 @@ class RedisLogExporter(LogRecordExporter):
         return True
 
     def shutdown(self, timeout_millis: int = DEFAULT_SHUTDOWN_TIMEOUT_MS) -> None:
-        """Stop exporting and close connections; idempotent.
+        """Stop exporting and close connections (and the loop thread); idempotent.
 
         A running export's backoff wait is cut short; the export in flight gets up to
         ``timeout_millis`` to finish before the connections are closed under it.
         """
-        first = not self._stop.is_set()
-        self._stop.set()
-        if not first:
+        if self._stop.is_set():
             return
-        finished = self._export_lock.acquire(timeout=max(timeout_millis, 0) / 1000)
+        self._stop.set()
+        deadline = time.monotonic() + max(timeout_millis, 0) / 1000
+        writer = self._writer
+        if isinstance(writer, AsyncWriter):
+            self._loop.call_soon(writer.wake)
+        finished = self._export_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
         try:
-            if self._writer is not None:
-                self._writer.close()
+            if isinstance(writer, SyncWriter):
+                writer.close()
+            closer = writer.close if isinstance(writer, AsyncWriter) else None
+            if not self._loop.stop(closer, max(deadline - time.monotonic(), 0)):
+                logger.warning("The exporter's event-loop thread did not stop within %d ms", timeout_millis)
         except Exception as error:
             logger.debug("Error while closing the Redis connections: %s", error)
         finally:

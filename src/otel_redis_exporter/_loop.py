@@ -1,0 +1,118 @@
+"""The exporter-owned event loop: one named daemon thread running ``asyncio`` for the async path.
+
+Any thread may hand it a coroutine and wait for the result with a timeout, including a thread that
+runs an event loop of its own: the work always runs on this loop, never on the caller's. On a
+timeout the coroutine is cancelled and awaited, so nothing keeps running behind a failed export.
+``stop`` runs a closing coroutine on the loop, cancels and drains what is left, stops the loop and
+joins the thread, all within its timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+THREAD_NAME = "otel-redis-exporter-loop"
+# How long to wait for a cancelled coroutine to unwind after its timeout.
+CANCEL_GRACE_S = 1.0
+
+
+class LoopThread:
+    """An asyncio event loop on a daemon thread of its own, started lazily."""
+
+    def __init__(self, name: str = THREAD_NAME) -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, started on first use."""
+        with self._lock:
+            if self._loop is None:
+                self._loop, self._thread = self._start()
+            return self._loop
+
+    def in_loop_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def _start(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name=self._name, daemon=True)
+        thread.start()
+        ready.wait()
+        return loop, thread
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float) -> T:
+        """Run ``coroutine`` on the loop; on timeout cancel it, wait for it to unwind, raise TimeoutError."""
+        if self.in_loop_thread():
+            coroutine.close()
+            raise RuntimeError("cannot wait for the exporter's loop from inside that loop")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(max(timeout_s, 0))
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            with contextlib.suppress(concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
+                future.result(CANCEL_GRACE_S)
+            raise TimeoutError(f"the event loop did not finish within {timeout_s:g} s") from None
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Schedule ``callback`` on the loop if it is running; no-op otherwise."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback)
+
+    def stop(self, closer: Callable[[], Coroutine[Any, Any, object]] | None, timeout_s: float) -> bool:
+        """Run ``closer()`` on the loop, cancel the rest, stop the loop and join its thread.
+
+        Returns True when the thread ended within ``timeout_s``.
+        """
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return True
+        deadline = time.monotonic() + timeout_s
+
+        async def finish() -> None:
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
+            current = asyncio.current_task()
+            rest = [task for task in asyncio.all_tasks() if task is not current]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
+            await loop.shutdown_asyncgens()
+
+        future = asyncio.run_coroutine_threadsafe(finish(), loop)
+        with contextlib.suppress(Exception):
+            future.result(max(deadline - time.monotonic(), 0))
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(max(deadline - time.monotonic(), 0))
+        if thread.is_alive():
+            return False
+        loop.close()
+        return True
+
+    def abandon(self) -> None:
+        """Forget the loop without touching it: after ``fork()`` it belongs to the parent."""
+        self._lock = threading.Lock()
+        self._loop = self._thread = None
