@@ -113,7 +113,8 @@ class RedisLogExporter(LogRecordExporter):
         # Held for the whole of one export: exports never overlap, and force_flush/shutdown
         # wait on it for whatever is in flight.
         self._export_lock = threading.Lock()
-        self._writer: SyncWriter | AsyncWriter | None = None
+        self._sync_writer: SyncWriter | None = None
+        self._async_writer: AsyncWriter | None = None
         self._loop = LoopThread()
         _LIVE.add(self)
 
@@ -143,12 +144,11 @@ class RedisLogExporter(LogRecordExporter):
 
     def _write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
         if not self._async:
-            if self._writer is None:
-                self._writer = SyncWriter(
+            if self._sync_writer is None:
+                self._sync_writer = SyncWriter(
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
-            assert isinstance(self._writer, SyncWriter)
-            return self._writer.write(entries, deadline)
+            return self._sync_writer.write(entries, deadline)
         try:
             # The loop enforces the deadline itself; the grace covers handing the result back.
             return self._loop.run(self._write_async(entries, deadline), deadline - self._clock() + 1.0)
@@ -157,12 +157,11 @@ class RedisLogExporter(LogRecordExporter):
 
     async def _write_async(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
         with _instrumentation_suppressed():
-            if self._writer is None:
-                self._writer = AsyncWriter(
+            if self._async_writer is None:
+                self._async_writer = AsyncWriter(
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
-            assert isinstance(self._writer, AsyncWriter)
-            return await self._writer.write(entries, deadline)
+            return await self._async_writer.write(entries, deadline)
 
     def _report(self, result: WriteResult) -> LogRecordExportResult:
         if result.ok:
@@ -179,7 +178,7 @@ class RedisLogExporter(LogRecordExporter):
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's connections, loop thread and lock."""
         self._export_lock = threading.Lock()
-        self._writer = None
+        self._sync_writer = self._async_writer = None
         self._loop.abandon()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -199,14 +198,13 @@ class RedisLogExporter(LogRecordExporter):
             return
         self._stop.set()
         deadline = time.monotonic() + max(timeout_millis, 0) / 1000
-        writer = self._writer
-        if isinstance(writer, AsyncWriter):
-            self._loop.call_soon(writer.wake)
+        if self._async_writer is not None:
+            self._loop.call_soon(self._async_writer.wake)
         finished = self._export_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
         try:
-            if isinstance(writer, SyncWriter):
-                writer.close()
-            closer = writer.close if isinstance(writer, AsyncWriter) else None
+            if self._sync_writer is not None:
+                self._sync_writer.close()
+            closer = self._async_writer.close if self._async_writer is not None else None
             if not self._loop.stop(closer, max(deadline - time.monotonic(), 0)):
                 logger.warning("The exporter's event-loop thread did not stop within %d ms", timeout_millis)
         except Exception as error:
