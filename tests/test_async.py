@@ -21,6 +21,7 @@ from otel_redis_exporter import RedisLogExporter
 from otel_redis_exporter._client import make_async_pool, make_pool
 from otel_redis_exporter._config import ExporterConfig
 from otel_redis_exporter._loop import THREAD_NAME
+
 from records import make_record, span_context
 from servers import ServerProcess
 
