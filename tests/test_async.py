@@ -58,6 +58,8 @@ def test_async_entries_are_the_same_as_sync_entries(redis_url: str, redis_client
         exporter.shutdown()
         written[mode] = [fields for _, fields in redis_client.xrange(f"same:{mode}")]
     assert len(written["sync"]) == 50
+    uids = {fields.pop("log.record.uid") for mode in MODES for fields in written[mode]}
+    assert len(uids) == 100  # every record gets its own id; everything else is identical
     assert written["sync"] == written["async"]
 
 

@@ -32,6 +32,9 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MAX_VALUE_LENGTH = 64 * 1024
 
 URL_SCHEMES = ("redis", "rediss", "unix")
+# Outage buffer bounds: records kept while Redis is away, and their approximate size in bytes.
+DEFAULT_BUFFER_MAX_RECORDS = 10_000
+DEFAULT_BUFFER_MAX_BYTES = 16 * 1024 * 1024
 MODES = ("sync", "async")
 DEFAULT_MODE = "sync"
 
@@ -44,6 +47,8 @@ ENV_TIMEOUT = "OTEL_EXPORTER_REDIS_LOGS_TIMEOUT"
 ENV_TIMEOUT_GENERIC = "OTEL_EXPORTER_REDIS_TIMEOUT"
 ENV_MAX_VALUE_LENGTH = "OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH"
 ENV_MODE = "OTEL_EXPORTER_REDIS_MODE"
+ENV_BUFFER_MAX_RECORDS = "OTEL_EXPORTER_REDIS_LOGS_BUFFER_MAX_RECORDS"
+ENV_BUFFER_MAX_BYTES = "OTEL_EXPORTER_REDIS_LOGS_BUFFER_MAX_BYTES"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +62,15 @@ class ExporterConfig:
     timeout_s: float
     max_value_length: int
     mode: str = DEFAULT_MODE
+    buffer_max_records: int = DEFAULT_BUFFER_MAX_RECORDS
+    buffer_max_bytes: int = DEFAULT_BUFFER_MAX_BYTES
 
     def __repr__(self) -> str:
         return (
             f"ExporterConfig(url={redact_url(self.url)!r}, stream={self.stream!r}, "
             f"maxlen={self.maxlen!r}, retention_s={self.retention_s!r}, "
-            f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r}, mode={self.mode!r})"
+            f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r}, mode={self.mode!r}, "
+            f"buffer_max_records={self.buffer_max_records!r}, buffer_max_bytes={self.buffer_max_bytes!r})"
         )
 
 
@@ -115,6 +123,15 @@ def _check_positive_seconds(name: str) -> Callable[[float], float]:
     return check
 
 
+def _check_count(name: str) -> Callable[[int], int]:
+    def check(value: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a whole number >= 0 (0 disables buffering); got {value!r}")
+        return value
+
+    return check
+
+
 def _check_mode(value: str) -> str:
     if value not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}; got {value!r}")
@@ -160,6 +177,8 @@ def resolve_config(
     timeout: float | None = None,
     max_value_length: int | None = None,
     mode: str | None = None,
+    buffer_max_records: int | None = None,
+    buffer_max_bytes: int | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ExporterConfig:
     """Build the configuration from arguments, then ``OTEL_EXPORTER_REDIS_*`` variables, then defaults."""
@@ -214,5 +233,21 @@ def resolve_config(
         ),
         mode=_resolve(
             mode, (ENV_MODE,), parse=str.lower, check=_check_mode, default=DEFAULT_MODE, environ=env
+        ),
+        buffer_max_records=_resolve(
+            buffer_max_records,
+            (ENV_BUFFER_MAX_RECORDS,),
+            parse=int,
+            check=_check_count("buffer_max_records"),
+            default=DEFAULT_BUFFER_MAX_RECORDS,
+            environ=env,
+        ),
+        buffer_max_bytes=_resolve(
+            buffer_max_bytes,
+            (ENV_BUFFER_MAX_BYTES,),
+            parse=int,
+            check=_check_count("buffer_max_bytes"),
+            default=DEFAULT_BUFFER_MAX_BYTES,
+            environ=env,
         ),
     )

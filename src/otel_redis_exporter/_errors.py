@@ -20,26 +20,46 @@ class RedisNotInstalledError(ImportError):
 
 
 class Outcome(enum.Enum):
+    """What a failed write means for the entries it carried."""
+
     TRANSIENT = "transient"
+    """Retry within this export's deadline (connection lost, LOADING, BUSY...)."""
     PERMANENT = "permanent"
+    """Do not retry now, but the entry is fine and may be written later (wrong password, NOPERM, OOM)."""
+    REJECTED = "rejected"
+    """The server refuses this entry and always will (WRONGTYPE, syntax errors): drop it."""
 
 
 # Server replies that mean "not now": retried within the export deadline.
 _TRANSIENT_PREFIXES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN")
+# Server replies about the server's state or the user's rights, not about the entry.
+_STATE_PREFIXES = ("OOM", "NOPERM", "NOAUTH", "WRONGPASS", "MISCONF")
 
 
 def classify(error: BaseException) -> Outcome:
-    """Whether retrying ``error`` within the deadline can help."""
+    """Whether retrying ``error`` can help, now or later."""
     # AuthenticationError is a ConnectionError in redis-py, but retrying a wrong password never helps.
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return Outcome.PERMANENT
     if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError | asyncio.TimeoutError):
         return Outcome.TRANSIENT
-    if isinstance(error, rex.ResponseError) and str(error).startswith(_TRANSIENT_PREFIXES):
-        return Outcome.TRANSIENT
     if isinstance(error, rex.BusyLoadingError | rex.ReadOnlyError | rex.TryAgainError):
         return Outcome.TRANSIENT
-    return Outcome.PERMANENT
+    text = str(error)
+    if isinstance(error, rex.ResponseError) and text.startswith(_TRANSIENT_PREFIXES):
+        return Outcome.TRANSIENT
+    if isinstance(error, rex.NoPermissionError | rex.OutOfMemoryError) or text.startswith(_STATE_PREFIXES):
+        return Outcome.PERMANENT
+    return Outcome.REJECTED
+
+
+def error_type(error: BaseException) -> str:
+    """A short, low-cardinality name for ``error`` (the ``error.type`` metric attribute)."""
+    if isinstance(error, rex.ResponseError):
+        word = str(error).split(" ", 1)[0]
+        if word.isupper() and word.isalpha():
+            return word
+    return type(error).__name__
 
 
 def describe(error: BaseException) -> str:

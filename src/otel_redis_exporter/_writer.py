@@ -24,7 +24,7 @@ from redis.exceptions import ResponseError
 from ._client import bound_timeouts
 from ._config import ExporterConfig
 from ._encoding import Fields
-from ._errors import Outcome, classify, describe
+from ._errors import Outcome, classify, describe, error_type
 
 # First retry after ~50 ms, doubling, never more than 1 s between attempts.
 BACKOFF_BASE_S = 0.05
@@ -47,6 +47,8 @@ class WriteResult:
     reason: str | None = None
     attempts: int = 0
     entry_ids: dict[int, str] = field(default_factory=dict)
+    rejected: dict[int, str] = field(default_factory=dict)
+    """Positions the server refused for good, with the error type (never worth another try)."""
 
     @property
     def ok(self) -> bool:
@@ -88,12 +90,16 @@ class _Progress:
             if not isinstance(reply, BaseException):
                 self.result.written += 1
                 self.result.entry_ids[item[0]] = reply.decode() if isinstance(reply, bytes) else str(reply)
-            elif classify(reply) is Outcome.TRANSIENT:
+                continue
+            outcome = classify(reply)
+            if outcome is Outcome.TRANSIENT:
                 self.transient_reason = describe(reply)
                 retry.append(item)
-            else:
-                self.result.failed += 1
-                self.result.reason = describe(reply)
+                continue
+            self.result.failed += 1
+            self.result.reason = describe(reply)
+            if outcome is Outcome.REJECTED:
+                self.result.rejected[item[0]] = error_type(reply)
         return retry
 
     def give_up(self, pending: Pending, why: str) -> WriteResult:

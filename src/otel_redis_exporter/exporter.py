@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
+from ._buffer import OutageBuffer
 from ._client import import_redis, make_async_pool, make_pool
 from ._config import ExporterConfig, redact_url, resolve_config
-from ._encoding import BatchEncoder, Fields
+from ._delivery import Delivery, Report
+from ._encoding import BatchEncoder, Fields, uid_prefix
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._loop import LoopThread
+from ._metrics import ExporterMetrics, ExporterStats
 from ._writer import AsyncWriter, SyncWriter, WriteResult
 
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
@@ -58,6 +64,18 @@ def _reinit_after_fork() -> None:
 os.register_at_fork(after_in_child=_reinit_after_fork)
 
 
+def _new_uid_prefix() -> str:
+    # random's global generator is reseeded in a forked child, so children never share ids.
+    return uid_prefix(time.time_ns() // 1_000_000, random.getrandbits(80))
+
+
+def _server_of(url: str) -> tuple[str | None, int | None]:
+    with contextlib.suppress(ValueError):
+        parts = urlsplit(url)
+        return parts.hostname, parts.port
+    return None, None
+
+
 class RedisLogExporter(LogRecordExporter):
     """Writes each log record as one entry of a Redis Stream (``XADD``).
 
@@ -77,6 +95,9 @@ class RedisLogExporter(LogRecordExporter):
     * ``max_value_length``: longest string or bytes value kept in a body or attribute.
     * ``mode``: ``"sync"`` (redis-py on the calling thread) or ``"async"`` (redis.asyncio on an
       event-loop thread the exporter owns; the keys of a batch are written concurrently).
+    * ``buffer_max_records``, ``buffer_max_bytes``: bounds of the outage buffer that keeps records
+      Redis could not take yet (0 disables it).
+    * ``meter_provider``: where the exporter's own metrics go (default: the global provider).
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -92,6 +113,9 @@ class RedisLogExporter(LogRecordExporter):
         timeout: float | None = None,
         max_value_length: int | None = None,
         mode: str | None = None,
+        buffer_max_records: int | None = None,
+        buffer_max_bytes: int | None = None,
+        meter_provider: MeterProvider | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -104,6 +128,8 @@ class RedisLogExporter(LogRecordExporter):
             timeout=timeout,
             max_value_length=max_value_length,
             mode=mode,
+            buffer_max_records=buffer_max_records,
+            buffer_max_bytes=buffer_max_bytes,
         )
         self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
@@ -116,6 +142,15 @@ class RedisLogExporter(LogRecordExporter):
         self._sync_writer: SyncWriter | None = None
         self._async_writer: AsyncWriter | None = None
         self._loop = LoopThread()
+        buffer = OutageBuffer(self._config.buffer_max_records, self._config.buffer_max_bytes)
+        address, port = _server_of(self._config.url)
+        self._metrics = ExporterMetrics(
+            meter_provider,
+            server_address=address,
+            server_port=port,
+            buffered=lambda: (buffer.records, buffer.bytes),
+        )
+        self._delivery = Delivery(self._write, buffer, self._metrics, _clock)
         _LIVE.add(self)
 
     @property
@@ -126,21 +161,39 @@ class RedisLogExporter(LogRecordExporter):
     def __repr__(self) -> str:
         return f"RedisLogExporter(url={redact_url(self._config.url)!r}, stream={self._config.stream!r})"
 
+    def stats(self) -> ExporterStats:
+        """Counters since construction: written, dropped by reason, buffered now, failed exports."""
+        return self._metrics.snapshot()
+
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Write ``batch``, one entry per record, within one deadline; never raises."""
         if self._stop.is_set():
             return LogRecordExportResult.FAILURE
+        started = self._clock()
         try:
             with self._export_lock, _instrumentation_suppressed():
-                deadline = self._clock() + self._config.timeout_s
                 entries = BatchEncoder(self._template, self._config.max_value_length).encode(
-                    [record for record in batch if not _is_own(record)], time.time_ns()
+                    [record for record in batch if not _is_own(record)], time.time_ns(), _new_uid_prefix()
                 )
-                result = self._write(entries, deadline)
+                report = self._delivery.deliver(entries, started + self._config.timeout_s)
         except Exception:
             logger.exception("Unexpected error while exporting %d log records to Redis", len(batch))
-            return LogRecordExportResult.FAILURE
-        return self._report(result)
+            report = Report(ok=False, error_type="internal")
+        self._metrics.operation(self._clock() - started, report.error_type)
+        return self._result(report)
+
+    def _result(self, report: Report) -> LogRecordExportResult:
+        if report.ok:
+            return LogRecordExportResult.SUCCESS
+        if report.reason is not None:
+            logger.warning(
+                "Could not write log records to %s: %s (%d buffered for a later attempt, %d dropped)",
+                redact_url(self._config.url),
+                report.reason,
+                report.buffered,
+                report.dropped,
+            )
+        return LogRecordExportResult.FAILURE
 
     def _write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
         if not self._async:
@@ -162,18 +215,6 @@ class RedisLogExporter(LogRecordExporter):
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
             return await self._async_writer.write(entries, deadline)
-
-    def _report(self, result: WriteResult) -> LogRecordExportResult:
-        if result.ok:
-            return LogRecordExportResult.SUCCESS
-        logger.warning(
-            "Failed to export %d of %d log records to %s: %s",
-            result.failed,
-            result.failed + result.written,
-            redact_url(self._config.url),
-            result.reason,
-        )
-        return LogRecordExportResult.FAILURE
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's connections, loop thread and lock."""
@@ -202,6 +243,12 @@ class RedisLogExporter(LogRecordExporter):
             self._loop.call_soon(self._async_writer.wake)
         finished = self._export_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
         try:
+            if finished:
+                given_up = self._delivery.give_up(self._clock() + max(deadline - time.monotonic(), 0))
+                if given_up:
+                    logger.warning(
+                        "Shutdown gave up %d buffered log records that Redis did not take", given_up
+                    )
             if self._sync_writer is not None:
                 self._sync_writer.close()
             closer = self._async_writer.close if self._async_writer is not None else None
