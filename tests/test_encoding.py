@@ -12,7 +12,7 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import decode_fields
-from otel_redis_exporter._encoding import MAX_DEPTH, SCHEMA_VERSION, BatchEncoder, Fields
+from otel_redis_exporter._encoding import MAX_DEPTH, SCHEMA_VERSION, BatchEncoder, Fields, uid_prefix
 from otel_redis_exporter._keys import StreamKeyTemplate
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
@@ -234,3 +234,23 @@ def test_encoding_never_raises_and_stays_wire_safe(body: Any, attributes: dict[s
     _, fields = encode_one(make_record(body, attributes))
     assert_wire_safe(fields)
     decode_fields(fields)
+
+
+def test_every_record_gets_a_distinct_sortable_uid() -> None:
+    """log.record.uid is a 26-character ULID, distinct and increasing within a batch."""
+    encoder = BatchEncoder(StreamKeyTemplate.parse("otel:logs"), LIMIT)
+    prefix = uid_prefix(1_700_000_000_000, 0xFFFF_FFFF_FFFF_FFFF_FFFF)
+    [entries] = encoder.encode([make_record(str(i)) for i in range(2000)], 0, prefix).values()
+    uids = [fields["log.record.uid"] for fields in entries]
+    assert len(set(uids)) == 2000
+    assert uids == sorted(uids)
+    assert all(len(uid) == 26 and set(uid) <= set("0123456789ABCDEFGHJKMNPQRSTVWXYZ") for uid in uids)
+    assert decode_fields(entries[0]).uid == uids[0]
+
+
+def test_uid_starts_with_the_time_like_a_ulid() -> None:
+    """The first ten characters encode the millisecond time, so later batches sort after earlier ones."""
+    earlier = uid_prefix(1_700_000_000_000, 123)
+    later = uid_prefix(1_700_000_000_001, 0)
+    assert earlier[:10] < later[:10]
+    assert uid_prefix(0, 0) == "0" * 22
