@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -135,3 +137,18 @@ def test_password_never_appears_in_repr() -> None:
     assert redact_url(config.url) == "redis://app:***@db:6379/1"
     assert redact_url("redis://:only-pw@db/0") == "redis://:***@db/0"
     assert redact_url("redis://db:6379/0") == "redis://db:6379/0"
+
+
+def test_missing_redis_package_raises_a_clear_import_error() -> None:
+    """Without redis-py, importing the package raises an ImportError subclass saying how to install it."""
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "try:\n"
+        "    import otel_redis_exporter\n"
+        "except ImportError as error:\n"
+        "    print(type(error).__name__, '|', error)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.startswith("RedisNotInstalledError |")
+    assert "pip install" in output
+    assert "'redis'" in output

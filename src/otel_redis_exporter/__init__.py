@@ -1,8 +1,10 @@
 """OpenTelemetry log exporter that writes log records to Redis Streams."""
 
+# First: without redis-py, importing the package fails with a message that says how to fix it.
+from ._redis import RedisNotInstalledError  # isort: skip
+
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
-from ._errors import RedisNotInstalledError
 from .exporter import RedisLogExporter
 
 __all__ = [

@@ -9,17 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 from ._config import ExporterConfig
-from ._errors import RedisNotInstalledError
-
-
-def import_redis() -> Any:
-    """The ``redis`` module, or ``RedisNotInstalledError`` saying how to install it."""
-    try:
-        import redis  # noqa: PLC0415
-    except ImportError as error:
-        raise RedisNotInstalledError(error) from error
-    return redis
 
 
 def connection_kwargs(config: ExporterConfig, retry: Any) -> dict[str, Any]:
@@ -35,21 +31,14 @@ def connection_kwargs(config: ExporterConfig, retry: Any) -> dict[str, Any]:
 
 def make_pool(config: ExporterConfig) -> Any:
     """A connection pool for ``config.url``; connections open on first use."""
-    redis = import_redis()
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-    from redis.retry import Retry  # noqa: PLC0415
-
     return redis.ConnectionPool.from_url(config.url, **connection_kwargs(config, Retry(NoBackoff(), 0)))
 
 
 def make_async_pool(config: ExporterConfig) -> Any:
     """The redis.asyncio twin of ``make_pool``; build it on the loop that will use it."""
-    import_redis()
-    from redis.asyncio import ConnectionPool  # noqa: PLC0415
-    from redis.asyncio.retry import Retry  # noqa: PLC0415
-    from redis.backoff import NoBackoff  # noqa: PLC0415
-
-    return ConnectionPool.from_url(config.url, **connection_kwargs(config, Retry(NoBackoff(), 0)))
+    return redis.asyncio.ConnectionPool.from_url(
+        config.url, **connection_kwargs(config, redis.asyncio.retry.Retry(NoBackoff(), 0))
+    )
 
 
 def bound_timeouts(pool: Any, connection: Any | None, seconds: float) -> None:

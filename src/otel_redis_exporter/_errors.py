@@ -8,17 +8,6 @@ import enum
 from redis import exceptions as rex
 
 
-class RedisNotInstalledError(ImportError):
-    """The ``redis`` package cannot be imported."""
-
-    def __init__(self, cause: BaseException) -> None:
-        super().__init__(
-            "otel-redis-exporter needs the 'redis' package (redis-py), which cannot be imported "
-            f"({cause}). Install it with: python -m pip install 'redis>=5' "
-            "(or reinstall otel-redis-exporter, which depends on it)."
-        )
-
-
 class Outcome(enum.Enum):
     """What a failed write means for the entries it carried."""
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from ._buffer import OutageBuffer
-from ._client import import_redis, make_async_pool, make_pool
+from ._client import make_async_pool, make_pool
 from ._config import ExporterConfig, redact_url, resolve_config
 from ._delivery import Delivery, Report
 from ._encoding import BatchEncoder, Fields, uid_prefix
@@ -119,7 +119,6 @@ class RedisLogExporter(LogRecordExporter):
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
-        import_redis()
         self._config = resolve_config(
             url=url,
             stream=stream,
