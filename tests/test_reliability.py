@@ -284,3 +284,30 @@ def test_logging_never_blocks_while_redis_is_away(
     print(f"slowest emit: normal {normal * 1e3:.2f} ms, during outage {during_outage * 1e3:.2f} ms; {books}")
     assert during_outage < 0.25  # a 5 s deadline never reaches the application thread
     assert books.landed == books.emitted
+
+
+def test_shutdown_during_an_outage_returns_in_time_and_reports_what_it_gave_up(
+    start_server: Callable[..., ServerProcess], mode: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frozen server, buffered records: shutdown keeps to its timeout and counts what it gave up."""
+    server = start_server()
+    exporter = RedisLogExporter(url=server.url, mode=mode, timeout=0.5)
+    server.freeze()
+    try:
+        batch = [LogRecord(body=f"stuck {i}", severity_number=SeverityNumber.WARN) for i in range(20)]
+        provider = LoggerProvider()
+        records = [ReadableLogRecord(log_record=r, resource=provider.resource) for r in batch]
+        assert exporter.export(records) is LogRecordExportResult.FAILURE
+        assert exporter.stats().buffered_records == 20
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
+            exporter.shutdown(timeout_millis=1_500)
+        elapsed = time.monotonic() - started
+    finally:
+        server.thaw()
+    stats = exporter.stats()
+    print(f"shutdown during outage: {elapsed:.2f} s, gave up {stats.dropped}")
+    assert elapsed < 1.5 + 2
+    assert stats.dropped == {"shutdown": 20}
+    assert stats.buffered_records == 0
+    assert "gave up 20 buffered log records" in caplog.text
