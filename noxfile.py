@@ -26,7 +26,7 @@ def tests(session: nox.Session) -> None:
 def oldest(session: nox.Session) -> None:
     """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis."""
     session.install("-e", ".", *TEST_DEPS, *OLDEST)
-    session.run("pytest", "-m", "not bench", *session.posargs)
+    session.run("pytest", *session.posargs)
 
 
 @nox.session

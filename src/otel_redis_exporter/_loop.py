@@ -114,5 +114,16 @@ class LoopThread:
 
     def abandon(self) -> None:
         """Forget the loop without touching it: after ``fork()`` it belongs to the parent."""
+        keep_after_fork(self._loop)
         self._lock = threading.Lock()
         self._loop = self._thread = None
+
+
+# A forked child shares the parent's epoll instance. Collecting the parent's loop or transports
+# in the child would unregister the parent's sockets from it, so the child keeps them forever.
+_FORK_ORPHANS: list[object] = []
+
+
+def keep_after_fork(*objects: object) -> None:
+    """Never collect ``objects`` in this (forked child) process."""
+    _FORK_ORPHANS.extend(obj for obj in objects if obj is not None)

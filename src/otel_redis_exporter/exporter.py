@@ -24,7 +24,7 @@ from ._delivery import Delivery, Report
 from ._encoding import BatchEncoder, Fields, uid_prefix
 from ._keys import StreamKeyTemplate
 from ._log import logger
-from ._loop import LoopThread
+from ._loop import LoopThread, keep_after_fork
 from ._metrics import ExporterMetrics, ExporterStats
 from ._writer import AsyncWriter, SyncWriter, WriteResult
 
@@ -218,6 +218,7 @@ class RedisLogExporter(LogRecordExporter):
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's connections, loop thread and lock."""
         self._export_lock = threading.Lock()
+        keep_after_fork(self._async_writer)
         self._sync_writer = self._async_writer = None
         self._loop.abandon()
 
