@@ -3,6 +3,7 @@
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
 from ._errors import RedisNotInstalledError
+from ._setup import configure_logging
 from .exporter import RedisLogExporter
 
 __all__ = [
@@ -10,5 +11,6 @@ __all__ = [
     "LogEntry",
     "RedisLogExporter",
     "RedisNotInstalledError",
+    "configure_logging",
     "decode_fields",
 ]
