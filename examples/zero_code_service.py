@@ -23,12 +23,12 @@ SIGTERM stops the service; queued log records are flushed to Redis before it exi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
@@ -78,21 +78,23 @@ class QuietHandler(WSGIRequestHandler):
         """Drop the access line."""
 
 
-def stop(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends serve_forever like Ctrl-C does, so exit handlers flush the logs."""
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    """Serve until interrupted."""
+    """Serve until SIGTERM or Ctrl-C; then return normally, so exit handlers flush the logs."""
     host = os.environ.get("SERVICE_HOST", "127.0.0.1")
     port = int(os.environ.get("SERVICE_PORT", "8000"))
-    signal.signal(signal.SIGTERM, stop)
     # The middleware makes each request a SERVER span, continuing a W3C traceparent if sent.
     with make_server(host, port, OpenTelemetryMiddleware(orders), handler_class=QuietHandler) as server:
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            # shutdown() waits for serve_forever, which runs on this very thread: ask from another.
+            threading.Thread(target=server.shutdown, name="shutdown").start()
+
+        # Both signals stop the loop between requests (wsgiref would swallow a KeyboardInterrupt
+        # raised inside one).
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         print(f"listening on http://{host}:{server.server_port}", flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()
+        server.serve_forever()
     print("stopped", file=sys.stderr)
 
 
