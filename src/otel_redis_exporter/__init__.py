@@ -5,6 +5,7 @@ from ._redis import RedisNotInstalledError  # isort: skip
 
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
+from ._setup import configure_logging
 from .exporter import RedisLogExporter
 
 __all__ = [
@@ -12,5 +13,6 @@ __all__ = [
     "LogEntry",
     "RedisLogExporter",
     "RedisNotInstalledError",
+    "configure_logging",
     "decode_fields",
 ]

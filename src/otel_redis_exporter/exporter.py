@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.context import (
+    _SUPPRESS_INSTRUMENTATION_KEY,
+    Context,
+    attach,
+    create_key,
+    detach,
+    get_value,
+    set_value,
+)
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
@@ -35,16 +43,29 @@ DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
 _OWN_LOGGER = logger.name
 
 
+# Set in the context while an export runs: whatever is logged meanwhile, by this package or by
+# redis-py on the export's connections (its DEBUG lines), describes the export itself.
+EXPORTING_KEY = create_key("otel_redis_exporter.exporting")
+
+
+def logged_while_exporting(context: Context | None = None) -> bool:
+    """True when ``context`` (default: the current one) belongs to an export of this package."""
+    return bool(get_value(EXPORTING_KEY, context))
+
+
 def _is_own(record: ReadableLogRecord) -> bool:
     scope = record.instrumentation_scope
     name = scope.name if scope is not None else ""
-    return name == _OWN_LOGGER or name.startswith(_OWN_LOGGER + ".")
+    if name == _OWN_LOGGER or name.startswith(_OWN_LOGGER + "."):
+        return True
+    context = getattr(record.log_record, "context", None)
+    return context is not None and logged_while_exporting(context)
 
 
 @contextlib.contextmanager
 def _instrumentation_suppressed() -> Iterator[None]:
     """Redis instrumentation must not trace or log the exporter's own writes."""
-    token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    token = attach(set_value(EXPORTING_KEY, True, set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)))
     try:
         yield
     finally:
