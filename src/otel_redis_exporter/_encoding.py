@@ -41,6 +41,12 @@ _TAGS = frozenset((TAG_BYTES, TAG_FLOAT, TAG_MAP, TAG_STR))
 
 BODY_TYPE_JSON = "json"
 
+# Entries in an OTLP encoding say so in this field and carry the record in PAYLOAD_FIELD; flat
+# entries have no such field.
+ENCODING_FIELD = "encoding"
+PAYLOAD_FIELD = "payload"
+FLAT = "flat"
+
 Fields = dict[str, str]
 
 _dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
@@ -296,6 +302,7 @@ class LogEntry:
     truncated: Sequence[str] = ()
     entry_id: str | None = None
     stream: str | None = None
+    encoding: str = FLAT
 
 
 def _text(value: str | bytes) -> str:
@@ -315,8 +322,18 @@ def decode_fields(
     entry_id: str | None = None,
     stream: str | None = None,
 ) -> LogEntry:
-    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``."""
+    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``.
+
+    Entries in an OTLP encoding (``encoding`` field ``otlp_json`` or ``otlp_proto``) are decoded
+    too; that needs the ``otlp`` extra (protobuf and the OpenTelemetry proto classes).
+    """
     fields = {_text(k): _text(v) for k, v in raw.items()}
+    encoding = fields.get(ENCODING_FIELD)
+    if encoding is not None and encoding != FLAT:
+        from ._otlp import decode_otlp  # noqa: PLC0415 - protobuf is imported only when needed
+
+        payload = next((value for key, value in raw.items() if _text(key) == PAYLOAD_FIELD), None)
+        return decode_otlp(encoding, payload, entry_id=entry_id, stream=stream)
     body: Any = fields.get("body")
     if body is not None and fields.get("body_type") == BODY_TYPE_JSON:
         body = restore(json.loads(body))

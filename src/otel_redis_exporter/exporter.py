@@ -7,7 +7,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -16,7 +16,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from ._client import import_redis, make_async_pool, make_pool
 from ._config import ExporterConfig, redact_url, resolve_config
-from ._encoding import BatchEncoder, Fields
+from ._formats import Entries, batch_encoder
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._loop import LoopThread
@@ -77,6 +77,11 @@ class RedisLogExporter(LogRecordExporter):
     * ``max_value_length``: longest string or bytes value kept in a body or attribute.
     * ``mode``: ``"sync"`` (redis-py on the calling thread) or ``"async"`` (redis.asyncio on an
       event-loop thread the exporter owns; the keys of a batch are written concurrently).
+    * ``encoding``: ``"flat"`` (one field per record property, the default), ``"otlp_json"`` or
+      ``"otlp_proto"`` (the record's OTLP ``ResourceLogs`` in one field; needs the ``otlp`` extra,
+      checked here: ``OtlpNotInstalledError`` when it is missing).
+    * ``trace_index_ttl``: seconds to keep a per-trace index of entry ids (one more round trip per
+      batch, see the README); 0 or unset: no index.
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -92,6 +97,8 @@ class RedisLogExporter(LogRecordExporter):
         timeout: float | None = None,
         max_value_length: int | None = None,
         mode: str | None = None,
+        encoding: str | None = None,
+        trace_index_ttl: float | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -104,9 +111,12 @@ class RedisLogExporter(LogRecordExporter):
             timeout=timeout,
             max_value_length=max_value_length,
             mode=mode,
+            encoding=encoding,
+            trace_index_ttl=trace_index_ttl,
         )
         self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
+        self._encode = batch_encoder(self._config, self._template)
         self._clock = _clock
         self._pool_factory = _pool_factory or (make_async_pool if self._async else make_pool)
         self._stop = threading.Event()
@@ -133,16 +143,14 @@ class RedisLogExporter(LogRecordExporter):
         try:
             with self._export_lock, _instrumentation_suppressed():
                 deadline = self._clock() + self._config.timeout_s
-                entries = BatchEncoder(self._template, self._config.max_value_length).encode(
-                    [record for record in batch if not _is_own(record)], time.time_ns()
-                )
+                entries = self._encode([record for record in batch if not _is_own(record)], time.time_ns())
                 result = self._write(entries, deadline)
         except Exception:
             logger.exception("Unexpected error while exporting %d log records to Redis", len(batch))
             return LogRecordExportResult.FAILURE
         return self._report(result)
 
-    def _write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+    def _write(self, entries: Entries, deadline: float) -> WriteResult:
         if not self._async:
             if self._sync_writer is None:
                 self._sync_writer = SyncWriter(
@@ -155,7 +163,7 @@ class RedisLogExporter(LogRecordExporter):
         except TimeoutError as error:
             return WriteResult(failed=sum(map(len, entries.values())), reason=str(error))
 
-    async def _write_async(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+    async def _write_async(self, entries: Entries, deadline: float) -> WriteResult:
         with _instrumentation_suppressed():
             if self._async_writer is None:
                 self._async_writer = AsyncWriter(
