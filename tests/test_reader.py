@@ -200,9 +200,10 @@ def test_tail_follow_yields_new_records_until_stopped(
 
 
 def test_follow_picks_up_keys_that_appear_later(
-    write: Callable[..., None], reader_factory: Callable[..., RedisLogReader]
+    write: Callable[..., None], redis_client: redis.Redis, reader_factory: Callable[..., RedisLogReader]
 ) -> None:
     """A key created after following started under a pattern is read from its first entry."""
+    write([make_record("first", resource=Resource({"service.name": "first"}))], stream="logs:{service.name}")
     stop = threading.Event()
     seen: list[Any] = []
     reader = reader_factory(stream="logs:{service.name}", _key_refresh_s=0.1)
@@ -214,6 +215,7 @@ def test_follow_picks_up_keys_that_appear_later(
     worker = threading.Thread(target=follow)
     worker.start()
     try:
+        wait_until(lambda: following(redis_client), timeout=10, what="the follower's XREAD")
         write(
             [make_record("late", resource=Resource({"service.name": "late"}))], stream="logs:{service.name}"
         )
@@ -221,6 +223,7 @@ def test_follow_picks_up_keys_that_appear_later(
     finally:
         stop.set()
         worker.join(timeout=5)
+    assert seen == ["late"]
 
 
 # ---------------------------------------------------------------------------- consumer groups
@@ -532,3 +535,17 @@ def test_exporter_to_reader_round_trip(  # noqa: PLR0917 - hypothesis passes the
         assert (entry.trace_id, entry.span_id) == (None, None)
     else:
         assert (entry.trace_id, entry.span_id) == (f"{ids[0]:032x}", f"{ids[1]:016x}")
+
+
+def test_group_is_recreated_when_the_stream_is_deleted(
+    write: Callable[..., None], redis_client: redis.Redis, reader_factory: Callable[..., RedisLogReader]
+) -> None:
+    """A stream deleted and written again under a running consumer: the group comes back, nothing is lost."""
+    write(numbered(2))
+    group = reader_factory().group("workers", "a")
+    seen: list[Any] = []
+    assert group.process(lambda records: seen.extend(bodies(records)), block_ms=None) == 2
+    redis_client.delete("otel:logs")
+    write([make_record("after delete")])
+    assert group.process(lambda records: seen.extend(bodies(records)), block_ms=None) == 1
+    assert seen == ["r0", "r1", "after delete"]

@@ -138,7 +138,10 @@ class Forwarder:
         self.stats = ForwardStats()
 
     def _export(self, entries: list[LogEntry]) -> None:
-        result = self._exporter.export(to_records(entries))
+        try:
+            result = self._exporter.export(to_records(entries))
+        except Exception as error:  # some exporter versions raise on connection errors
+            raise ExportFailedError(f"the exporter failed on {len(entries)} log records ({error})") from error
         if result is not LogRecordExportResult.SUCCESS:
             raise ExportFailedError(f"the exporter did not accept {len(entries)} log records")
         self.stats.forwarded += len(entries)

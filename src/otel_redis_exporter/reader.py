@@ -654,6 +654,16 @@ class ConsumerGroup:
         """
         if count <= 0:
             raise ValueError(f"count must be > 0; got {count!r}")
+        try:
+            return self._read(count, block_ms)
+        except Exception as error:
+            if "NOGROUP" not in str(error):
+                raise
+        # A key or the group was deleted under us: create it again and retry once.
+        self._known.clear()
+        return self._read(count, block_ms)
+
+    def _read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes, LogEntry | None]]:
         keys = self._current_keys()
         if not keys:  # no key matches the pattern yet
             _wait(None, (block_ms or 0) / 1000)
