@@ -549,3 +549,16 @@ def test_group_is_recreated_when_the_stream_is_deleted(
     write([make_record("after delete")])
     assert group.process(lambda records: seen.extend(bodies(records)), block_ms=None) == 1
     assert seen == ["r0", "r1", "after delete"]
+
+
+def test_reader_constructor_does_no_io_and_hides_the_password() -> None:
+    """A reader for an unreachable server is built without connecting; its repr has no password."""
+    reader = RedisLogReader(url="redis://:s3cret@127.0.0.1:1/0", stream="logs:{service.name}")
+    assert "s3cret" not in repr(reader)
+    assert "s3cret" not in repr(reader.config)
+    assert "logs:*" in repr(reader)
+    reader.close()
+    with pytest.raises(ValueError, match="exclusive"):
+        RedisLogReader(url="redis://127.0.0.1:1/0", keys=["a"], pattern="b*")
+    with pytest.raises(ValueError, match="url must start with"):
+        RedisLogReader(url="http://127.0.0.1:1")
