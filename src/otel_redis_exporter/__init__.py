@@ -5,14 +5,21 @@ from ._redis import RedisNotInstalledError  # isort: skip
 
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
+from ._errors import OtlpNotInstalledError
 from ._setup import configure_logging
 from .exporter import RedisLogExporter
+from .reader import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
 
 __all__ = [
+    "ConsumerGroup",
     "ExporterConfig",
+    "GroupInfo",
     "LogEntry",
+    "OtlpNotInstalledError",
     "RedisLogExporter",
+    "RedisLogReader",
     "RedisNotInstalledError",
+    "StreamStats",
     "configure_logging",
     "decode_fields",
 ]

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from ._encoding import Fields
+from ._formats import EntryFields
 
 # Entry overhead beyond its field text (stream entry, bookkeeping), in bytes.
 ENTRY_OVERHEAD_BYTES = 64
@@ -24,7 +24,7 @@ class BufferedEntry:
     """One encoded entry waiting for Redis."""
 
     key: str
-    fields: Fields
+    fields: EntryFields
     severity: int
     size: int = field(init=False)
     seq: int = 0

@@ -49,6 +49,13 @@ ENV_MAX_VALUE_LENGTH = "OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH"
 ENV_MODE = "OTEL_EXPORTER_REDIS_MODE"
 ENV_BUFFER_MAX_RECORDS = "OTEL_EXPORTER_REDIS_LOGS_BUFFER_MAX_RECORDS"
 ENV_BUFFER_MAX_BYTES = "OTEL_EXPORTER_REDIS_LOGS_BUFFER_MAX_BYTES"
+ENV_ENCODING = "OTEL_EXPORTER_REDIS_LOGS_ENCODING"
+ENV_TRACE_INDEX_TTL = "OTEL_EXPORTER_REDIS_LOGS_TRACE_INDEX_TTL"
+
+# "flat": one stream field per record attribute (the schema in the README); the OTLP encodings
+# put the record's standard OTLP ResourceLogs (JSON or protobuf bytes) in one `payload` field.
+ENCODINGS = ("flat", "otlp_json", "otlp_proto")
+DEFAULT_ENCODING = "flat"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,9 @@ class ExporterConfig:
     mode: str = DEFAULT_MODE
     buffer_max_records: int = DEFAULT_BUFFER_MAX_RECORDS
     buffer_max_bytes: int = DEFAULT_BUFFER_MAX_BYTES
+    encoding: str = DEFAULT_ENCODING
+    # Seconds a per-trace index key lives after the trace's last record; None: no index.
+    trace_index_ttl_s: float | None = None
 
     def __repr__(self) -> str:
         return (
@@ -71,6 +81,7 @@ class ExporterConfig:
             f"maxlen={self.maxlen!r}, retention_s={self.retention_s!r}, "
             f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r}, mode={self.mode!r}, "
             f"buffer_max_records={self.buffer_max_records!r}, buffer_max_bytes={self.buffer_max_bytes!r})"
+            f"encoding={self.encoding!r}, trace_index_ttl_s={self.trace_index_ttl_s!r})"
         )
 
 
@@ -138,6 +149,18 @@ def _check_mode(value: str) -> str:
     return value
 
 
+def _check_encoding(value: str) -> str:
+    if value not in ENCODINGS:
+        raise ValueError(f"encoding must be one of {', '.join(ENCODINGS)}; got {value!r}")
+    return value
+
+
+def _check_index_ttl(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"trace_index_ttl must be a number of seconds >= 0 (0 disables); got {value!r}")
+    return float(value)
+
+
 def _check_length(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 16:
         raise ValueError(f"max_value_length must be a whole number >= 16; got {value!r}")
@@ -179,6 +202,8 @@ def resolve_config(
     mode: str | None = None,
     buffer_max_records: int | None = None,
     buffer_max_bytes: int | None = None,
+    encoding: str | None = None,
+    trace_index_ttl: float | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ExporterConfig:
     """Build the configuration from arguments, then ``OTEL_EXPORTER_REDIS_*`` variables, then defaults."""
@@ -250,4 +275,21 @@ def resolve_config(
             default=DEFAULT_BUFFER_MAX_BYTES,
             environ=env,
         ),
+        encoding=_resolve(
+            encoding,
+            (ENV_ENCODING,),
+            parse=str.lower,
+            check=_check_encoding,
+            default=DEFAULT_ENCODING,
+            environ=env,
+        ),
+        trace_index_ttl_s=_resolve(
+            trace_index_ttl,
+            (ENV_TRACE_INDEX_TTL,),
+            parse=float,
+            check=_check_index_ttl,
+            default=None,
+            environ=env,
+        )
+        or None,
     )

@@ -9,11 +9,11 @@ counted with a reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ._buffer import BufferedEntry, OutageBuffer
-from ._encoding import Fields
+from ._formats import Entries, EntryFields
 from ._metrics import ExporterMetrics
 from ._writer import WriteResult
 
@@ -22,7 +22,6 @@ MAX_PROBE_INTERVAL_S = 8.0
 # Most entries one export writes from the buffer, so one round trip stays a sane size.
 MAX_FLUSH_ENTRIES = 8192
 
-Entries = Mapping[str, Sequence[Fields]]
 Write = Callable[[Entries, float], WriteResult]
 
 
@@ -38,11 +37,13 @@ class Report:
     error_type: str | None = None
 
 
-def _severity(fields: Fields) -> int:
-    return int(fields.get("severity_number", "0"))
+def _severity(fields: EntryFields) -> int:
+    # OTLP-encoded entries carry no severity field: they count as unspecified (0).
+    value = fields.get("severity_number", "0")
+    return int(value) if isinstance(value, str) else 0
 
 
-def _flatten(entries: Entries) -> list[tuple[str, Fields]]:
+def _flatten(entries: Entries) -> list[tuple[str, EntryFields]]:
     """Entries in writer position order (keys in order, entries in order within a key)."""
     return [(key, fields) for key, key_entries in entries.items() for fields in key_entries]
 
@@ -81,7 +82,7 @@ class Delivery:
         return self._flush(deadline, dropped)
 
     def _write_now(
-        self, flat: list[tuple[str, Fields]], entries: Entries, count: int, deadline: float
+        self, flat: list[tuple[str, EntryFields]], entries: Entries, count: int, deadline: float
     ) -> Report:
         """The common case: nothing buffered, so the new entries go straight to the writer."""
         self._metrics.inflight(count)
@@ -130,7 +131,7 @@ class Delivery:
             self._metrics.dropped(sum(1 for e in result.rejected.values() if e == error_type), error_type)
         return len(result.rejected)
 
-    def _hold(self, items: Sequence[tuple[str, Fields]]) -> int:
+    def _hold(self, items: Sequence[tuple[str, EntryFields]]) -> int:
         """Buffer entries not yet written; return how many entries the bounds dropped."""
         if not items:
             return 0

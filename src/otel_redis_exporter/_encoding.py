@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,6 +41,12 @@ TAG_STR = "$str"
 _TAGS = frozenset((TAG_BYTES, TAG_FLOAT, TAG_MAP, TAG_STR))
 
 BODY_TYPE_JSON = "json"
+
+# Entries in an OTLP encoding say so in this field and carry the record in PAYLOAD_FIELD; flat
+# entries have no such field.
+ENCODING_FIELD = "encoding"
+PAYLOAD_FIELD = "payload"
+FLAT = "flat"
 
 Fields = dict[str, str]
 
@@ -206,6 +213,11 @@ def _base32(value: int, length: int) -> str:
     return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(length)))
 
 
+def record_uid(prefix: str, index: int) -> str:
+    """The uid of record ``index`` of a batch whose ids start with ``prefix``."""
+    return prefix + _PAIRS[(index >> 10) & 1023] + _PAIRS[index & 1023]
+
+
 def uid_prefix(time_ms: int, randomness: int) -> str:
     """The first 22 characters of a batch's ULIDs: 48-bit time, then 60 of the 80 random bits.
 
@@ -236,7 +248,7 @@ class BatchEncoder:
             part = self._resource(record.resource)
             fields: Fields = {"v": SCHEMA_VERSION}
             if uid_prefix is not None:
-                fields[UID_FIELD] = uid_prefix + _PAIRS[(index >> 10) & 1023] + _PAIRS[index & 1023]
+                fields[UID_FIELD] = record_uid(uid_prefix, index)
             self._record(record, fields, now_ns)
             fields.update(self._scope(record))
             fields.update(part.fields)
@@ -324,6 +336,7 @@ class LogEntry:
     uid: str | None = None
     entry_id: str | None = None
     stream: str | None = None
+    encoding: str = FLAT
 
 
 def _text(value: str | bytes) -> str:
@@ -343,8 +356,19 @@ def decode_fields(
     entry_id: str | None = None,
     stream: str | None = None,
 ) -> LogEntry:
-    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``."""
+    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``.
+
+    Entries in an OTLP encoding (``encoding`` field ``otlp_json`` or ``otlp_proto``) are decoded
+    too; that needs the ``otlp`` extra (protobuf and the OpenTelemetry proto classes).
+    """
     fields = {_text(k): _text(v) for k, v in raw.items()}
+    encoding = fields.get(ENCODING_FIELD)
+    if encoding is not None and encoding != FLAT:
+        from ._otlp import decode_otlp  # noqa: PLC0415 - protobuf is imported only when needed
+
+        payload = next((value for key, value in raw.items() if _text(key) == PAYLOAD_FIELD), None)
+        entry = decode_otlp(encoding, payload, entry_id=entry_id, stream=stream)
+        return dataclasses.replace(entry, uid=fields.get(UID_FIELD))
     body: Any = fields.get("body")
     if body is not None and fields.get("body_type") == BODY_TYPE_JSON:
         body = restore(json.loads(body))

@@ -75,3 +75,13 @@ def describe(error: BaseException) -> str:
     if isinstance(error, rex.ConnectionError | OSError):
         return f"cannot reach the server ({text}); is it running and reachable?"
     return f"{type(error).__name__}: {text}"
+
+
+class OtlpNotInstalledError(ImportError):
+    """An OTLP encoding or the forwarder is used without the ``otlp`` extra installed."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(
+            "the OTLP encodings and the forwarder need the 'otlp' extra, which cannot be imported "
+            f"({cause}). Install it with: python -m pip install 'otel-redis-exporter[otlp]'"
+        )

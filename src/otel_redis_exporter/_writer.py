@@ -23,14 +23,15 @@ from redis.exceptions import ResponseError
 
 from ._client import bound_timeouts
 from ._config import ExporterConfig
-from ._encoding import Fields
 from ._errors import Outcome, classify, describe, error_type
+from ._formats import EntryFields
+from ._index import TraceIndex
 
 # First retry after ~50 ms, doubling, never more than 1 s between attempts.
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 1.0
 
-Command = tuple[str, ...]
+Command = tuple[str | bytes, ...]
 Clock = Callable[[], float]
 
 
@@ -56,7 +57,7 @@ class WriteResult:
 
 
 def xadd_commands(
-    entries: Mapping[str, Sequence[Fields]], config: ExporterConfig, now_ms: int
+    entries: Mapping[str, Sequence[EntryFields]], config: ExporterConfig, now_ms: int
 ) -> list[Command]:
     """One ``XADD`` per entry, with the configured trimming."""
     if config.maxlen:
@@ -129,8 +130,9 @@ class _WriterBase:
         self._clock = clock
         self._stop = stop
         self._backoff = EqualJitterBackoff(cap=BACKOFF_CAP_S, base=BACKOFF_BASE_S)
+        self._index = TraceIndex.for_config(config)
 
-    def _pending(self, entries: Mapping[str, Sequence[Fields]]) -> Pending:
+    def _pending(self, entries: Mapping[str, Sequence[EntryFields]]) -> Pending:
         return list(enumerate(xadd_commands(entries, self._config, time.time_ns() // 1_000_000)))
 
     def _delay(self, attempts: int, deadline: float) -> float | None:
@@ -154,7 +156,7 @@ class SyncWriter(_WriterBase):
         super().__init__(config, clock=clock, stop=stop)
         self._pool = pool
 
-    def write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+    def write(self, entries: Mapping[str, Sequence[EntryFields]], deadline: float) -> WriteResult:
         """Write ``entries`` (stream key -> entries) before ``deadline`` (on the writer's clock)."""
         progress = _Progress()
         pending = self._pending(entries)
@@ -170,7 +172,21 @@ class SyncWriter(_WriterBase):
             delay = self._delay(progress.result.attempts, deadline) if pending else None
             if delay is None or self._stop.wait(delay):
                 break
-        return progress.give_up(pending, self._why_stopped())
+        result = progress.give_up(pending, self._why_stopped())
+        self._write_index(entries, result, deadline)
+        return result
+
+    def _write_index(
+        self, entries: Mapping[str, Sequence[EntryFields]], result: WriteResult, deadline: float
+    ) -> None:
+        """One more round trip for the per-trace index, when it is on; failures are only logged."""
+        commands = self._index.commands(entries, result.entry_ids) if self._index is not None else []
+        if self._index is None or not commands:
+            return
+        try:
+            self._index.report(self._send(commands, deadline - self._clock()))
+        except Exception as error:
+            self._index.report(error)
 
     def _send(self, commands: list[Command], timeout: float) -> list[Any]:
         """One round trip: pack every command into one buffer, send it, read every reply."""
@@ -206,7 +222,7 @@ class AsyncWriter(_WriterBase):
         """Cut a backoff wait short (call on the loop, e.g. through ``call_soon_threadsafe``)."""
         self._woken.set()
 
-    async def write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+    async def write(self, entries: Mapping[str, Sequence[EntryFields]], deadline: float) -> WriteResult:
         """Write ``entries`` (stream key -> entries) before ``deadline`` (on the writer's clock)."""
         progress = _Progress()
         pending = self._pending(entries)
@@ -219,7 +235,21 @@ class AsyncWriter(_WriterBase):
             delay = self._delay(progress.result.attempts, deadline) if pending else None
             if delay is None or await self._woken_within(delay):
                 break
-        return progress.give_up(pending, self._why_stopped())
+        result = progress.give_up(pending, self._why_stopped())
+        await self._write_index(entries, result, deadline)
+        return result
+
+    async def _write_index(
+        self, entries: Mapping[str, Sequence[EntryFields]], result: WriteResult, deadline: float
+    ) -> None:
+        """The async twin of ``SyncWriter._write_index``."""
+        commands = self._index.commands(entries, result.entry_ids) if self._index is not None else []
+        if self._index is None or not commands:
+            return
+        try:
+            self._index.report(await self._send(commands, deadline - self._clock()))
+        except Exception as error:
+            self._index.report(error)
 
     async def _woken_within(self, delay: float) -> bool:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -228,7 +258,7 @@ class AsyncWriter(_WriterBase):
 
     async def _send_by_key(self, pending: Pending, timeout: float) -> list[Any]:
         """Each key's commands on a connection of their own, all keys at once; replies in order."""
-        by_key: dict[str, list[int]] = {}
+        by_key: dict[str | bytes, list[int]] = {}
         for slot, (_, command) in enumerate(pending):
             by_key.setdefault(command[1], []).append(slot)
         groups = list(by_key.values())

@@ -8,7 +8,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +29,8 @@ from ._buffer import OutageBuffer
 from ._client import make_async_pool, make_pool
 from ._config import ExporterConfig, redact_url, resolve_config
 from ._delivery import Delivery, Report
-from ._encoding import BatchEncoder, Fields, uid_prefix
+from ._encoding import uid_prefix
+from ._formats import Entries, batch_encoder
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._loop import LoopThread, keep_after_fork
@@ -119,6 +120,11 @@ class RedisLogExporter(LogRecordExporter):
     * ``buffer_max_records``, ``buffer_max_bytes``: bounds of the outage buffer that keeps records
       Redis could not take yet (0 disables it).
     * ``meter_provider``: where the exporter's own metrics go (default: the global provider).
+    * ``encoding``: ``"flat"`` (one field per record property, the default), ``"otlp_json"`` or
+      ``"otlp_proto"`` (the record's OTLP ``ResourceLogs`` in one field; needs the ``otlp`` extra,
+      checked here: ``OtlpNotInstalledError`` when it is missing).
+    * ``trace_index_ttl``: seconds to keep a per-trace index of entry ids (one more round trip per
+      batch, see the README); 0 or unset: no index.
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -137,6 +143,8 @@ class RedisLogExporter(LogRecordExporter):
         buffer_max_records: int | None = None,
         buffer_max_bytes: int | None = None,
         meter_provider: MeterProvider | None = None,
+        encoding: str | None = None,
+        trace_index_ttl: float | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -150,9 +158,12 @@ class RedisLogExporter(LogRecordExporter):
             mode=mode,
             buffer_max_records=buffer_max_records,
             buffer_max_bytes=buffer_max_bytes,
+            encoding=encoding,
+            trace_index_ttl=trace_index_ttl,
         )
         self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
+        self._encode = batch_encoder(self._config, self._template)
         self._clock = _clock
         self._pool_factory = _pool_factory or (make_async_pool if self._async else make_pool)
         self._stop = threading.Event()
@@ -192,7 +203,7 @@ class RedisLogExporter(LogRecordExporter):
         started = self._clock()
         try:
             with self._export_lock, _instrumentation_suppressed():
-                entries = BatchEncoder(self._template, self._config.max_value_length).encode(
+                entries = self._encode(
                     [record for record in batch if not _is_own(record)], time.time_ns(), _new_uid_prefix()
                 )
                 report = self._delivery.deliver(entries, started + self._config.timeout_s)
@@ -215,7 +226,7 @@ class RedisLogExporter(LogRecordExporter):
             )
         return LogRecordExportResult.FAILURE
 
-    def _write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+    def _write(self, entries: Entries, deadline: float) -> WriteResult:
         if not self._async:
             if self._sync_writer is None:
                 self._sync_writer = SyncWriter(
@@ -228,7 +239,7 @@ class RedisLogExporter(LogRecordExporter):
         except TimeoutError as error:
             return WriteResult(failed=sum(map(len, entries.values())), reason=str(error))
 
-    async def _write_async(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
+    async def _write_async(self, entries: Entries, deadline: float) -> WriteResult:
         with _instrumentation_suppressed():
             if self._async_writer is None:
                 self._async_writer = AsyncWriter(

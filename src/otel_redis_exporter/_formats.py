@@ -1,0 +1,47 @@
+"""Chooses the entry encoding: the flat fields (default) or one of the OTLP encodings.
+
+The OTLP encodings live in ``_otlp`` and need the ``otlp`` extra; it is imported only when an
+OTLP encoding is chosen, so the default path never loads protobuf.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from types import ModuleType
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+
+from ._config import ExporterConfig
+from ._encoding import FLAT, BatchEncoder
+from ._errors import OtlpNotInstalledError
+from ._keys import StreamKeyTemplate
+
+# The fields of one entry: every value a str, except an ``otlp_proto`` payload (bytes).
+EntryFields = Mapping[str, str | bytes]
+# Stream key -> its entries, in batch order.
+Entries = Mapping[str, Sequence[EntryFields]]
+# Records, the current time (ns) and the batch's uid prefix -> entries.
+Encode = Callable[[Sequence[ReadableLogRecord], int, str | None], Entries]
+
+
+def import_otlp() -> ModuleType:
+    """The ``_otlp`` module, or ``OtlpNotInstalledError`` saying which extra to install."""
+    try:
+        from . import _otlp  # noqa: PLC0415 - protobuf is loaded only for the OTLP encodings
+    except ImportError as error:
+        raise OtlpNotInstalledError(error) from error
+    return _otlp
+
+
+def batch_encoder(config: ExporterConfig, template: StreamKeyTemplate) -> Encode:
+    """The encode step for ``config.encoding``; raises ``OtlpNotInstalledError`` early."""
+    if config.encoding == FLAT:
+        limit = config.max_value_length
+
+        def encode_flat(batch: Sequence[ReadableLogRecord], now_ns: int, uid_prefix: str | None) -> Entries:
+            return BatchEncoder(template, limit).encode(batch, now_ns, uid_prefix)
+
+        return encode_flat
+    encoder = import_otlp().OtlpEncoder(template, config.encoding)
+    encode: Encode = encoder.encode
+    return encode

@@ -1,0 +1,721 @@
+"""Reading log records back: ranges, following, consumer groups, lookup by trace, statistics.
+
+``RedisLogReader`` is synchronous (redis-py) and decodes every entry the exporter wrote, in any
+of its encodings, to a frozen ``LogEntry``. It reads one stream key, a list of keys, or every key
+that matches a pattern (a templated ``stream`` such as ``logs:{service.name}`` is read as the
+pattern ``logs:*``); entries of several keys are merged in entry-id order, which is the order
+in which the server accepted them.
+
+Errors from the server (unreachable, wrong password, ...) are raised as redis-py exceptions;
+``otel_redis_exporter._errors.describe`` turns them into a sentence.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from ._client import make_pool
+from ._config import ExporterConfig, redact_url, resolve_config
+from ._encoding import LogEntry, decode_fields
+from ._index import index_base, index_key, parse_member
+from ._keys import StreamKeyTemplate
+from ._log import logger
+
+# Entries fetched per XRANGE / XREVRANGE call while paging through a stream.
+PAGE_SIZE = 1000
+# How long a blocking read waits for new entries, in milliseconds.
+DEFAULT_BLOCK_MS = 2000
+# Pending entries idle longer than this (milliseconds) are taken over from their consumer.
+DEFAULT_CLAIM_IDLE_MS = 60_000
+# Entries per consumer-group batch.
+DEFAULT_GROUP_COUNT = 100
+# How often (seconds) a pattern is scanned again for new stream keys while following.
+KEY_REFRESH_S = 5.0
+
+EntryId = tuple[int, int]
+RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
+Handler = Callable[[list[LogEntry]], object]
+
+# Stream replies are parsed here rather than by redis-py, the same way for RESP2 and RESP3 and
+# for every redis-py version (a deleted entry has no fields).
+_RAW_COMMANDS = ("XRANGE", "XREVRANGE", "XREAD", "XREADGROUP", "XAUTOCLAIM", "XINFO STREAM")
+
+
+def _raw(response: Any, **options: Any) -> Any:
+    return response
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def parse_id(entry_id: str | bytes) -> EntryId:
+    """``b"1700000000000-3"`` -> ``(1700000000000, 3)``."""
+    ms, _, seq = _text(entry_id).partition("-")
+    return int(ms), int(seq or 0)
+
+
+def order_key(key: str, entry_id: str | bytes) -> tuple[int, str, int]:
+    """Where an entry goes when several keys are merged: by the millisecond the server accepted
+    it, then (sequence numbers of different keys are unrelated) by key, then by sequence."""
+    ms, seq = parse_id(entry_id)
+    return ms, key, seq
+
+
+def _fields(raw: Any) -> dict[bytes, bytes] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return dict(raw)
+    it = iter(raw)
+    return dict(zip(it, it, strict=True))
+
+
+def _entries(raw: Any) -> list[RawEntry]:
+    """A stream reply's ``[[id, [field, value, ...]], ...]`` as (id, fields or None)."""
+    out: list[RawEntry] = []
+    for item in raw or ():
+        if item is None:
+            continue
+        out.append((item[0], _fields(item[1]) if len(item) > 1 else None))
+    return out
+
+
+def _streams(raw: Any) -> list[tuple[str, list[RawEntry]]]:
+    """An XREAD / XREADGROUP reply as (key, entries) pairs."""
+    if not raw:
+        return []
+    pairs = raw.items() if isinstance(raw, dict) else ((item[0], item[1]) for item in raw)
+    return [(_text(key), _entries(entries)) for key, entries in pairs]
+
+
+def _ms_bound(value: str | int) -> str:
+    """An entry id bound: ``"-"``, ``"+"``, an id, or milliseconds since the epoch."""
+    if isinstance(value, bool):
+        raise TypeError(f"a range bound is an entry id or milliseconds since the epoch; got {value!r}")
+    return str(value)
+
+
+def _wait(stop: threading.Event | None, seconds: float) -> None:
+    if stop is None:
+        time.sleep(seconds)
+    else:
+        stop.wait(seconds)
+
+
+def _is_trace_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A consumer group of one stream key (``XINFO GROUPS``)."""
+
+    name: str
+    consumers: int
+    pending: int
+    last_delivered_id: str
+    lag: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    """One stream key at a glance; times are milliseconds since the epoch (entry-id time)."""
+
+    key: str
+    length: int
+    first_entry_id: str | None
+    last_entry_id: str | None
+    memory_bytes: int | None
+    groups: tuple[GroupInfo, ...] = ()
+
+    @property
+    def first_ms(self) -> int | None:
+        return parse_id(self.first_entry_id)[0] if self.first_entry_id else None
+
+    @property
+    def last_ms(self) -> int | None:
+        return parse_id(self.last_entry_id)[0] if self.last_entry_id else None
+
+
+class RedisLogReader:
+    """Reads the log records a ``RedisLogExporter`` wrote, with their types restored.
+
+    ``url`` and ``stream`` fall back to the exporter's environment variables
+    (``OTEL_EXPORTER_REDIS_LOGS_URL``, ``OTEL_EXPORTER_REDIS_LOGS_STREAM``, ...) and defaults, so
+    a reader configured like the exporter reads what it wrote. ``stream`` is a key or a template
+    (``logs:{service.name}`` reads every key the template can produce). ``keys`` (an explicit
+    list) or ``pattern`` (a ``SCAN MATCH`` glob such as ``logs:*``) choose the keys instead; the
+    trace index is still looked up next to ``stream``. ``timeout`` (seconds, default 10) bounds
+    every call; blocking reads get their block time on top.
+
+    The constructor does no I/O. Use it as a context manager, or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        stream: str | None = None,
+        *,
+        keys: Sequence[str] | None = None,
+        pattern: str | None = None,
+        timeout: float | None = None,
+        _key_refresh_s: float = KEY_REFRESH_S,
+    ) -> None:
+        if keys is not None and pattern is not None:
+            raise ValueError("keys and pattern are exclusive: give a list of keys or one pattern")
+        if keys is not None and (isinstance(keys, str) or not all(isinstance(k, str) and k for k in keys)):
+            raise ValueError(f"keys must be a list of non-empty stream keys; got {keys!r}")
+        if pattern is not None and not pattern:
+            raise ValueError("pattern must be a non-empty SCAN MATCH pattern")
+        self._config = resolve_config(url=url, stream=stream, timeout=timeout)
+        template = StreamKeyTemplate.parse(self._config.stream)
+        self._fixed_keys: list[str] | None = None
+        self._pattern: str | None = None
+        if keys is not None:
+            self._fixed_keys = list(dict.fromkeys(keys))
+        elif pattern is not None:
+            self._pattern = pattern
+        elif template.is_fixed:
+            self._fixed_keys = [self._config.stream]
+        else:
+            self._pattern = template.pattern()
+        self._index_base = index_base(self._config.stream)
+        self._clients: dict[float, Any] = {}
+        self._lock = threading.Lock()
+        self.key_refresh_s = _key_refresh_s
+
+    @property
+    def config(self) -> ExporterConfig:
+        """The resolved URL, stream and timeout (its repr hides the password)."""
+        return self._config
+
+    def __repr__(self) -> str:
+        where = self._pattern if self._fixed_keys is None else ",".join(self._fixed_keys)
+        return f"RedisLogReader(url={redact_url(self._config.url)!r}, keys={where!r})"
+
+    def __enter__(self) -> RedisLogReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every connection; the reader can be used again afterwards (it reconnects)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.connection_pool.disconnect()
+
+    # ------------------------------------------------------------------ connections
+
+    def _client(self, block_ms: int = 0) -> Any:
+        """A client whose socket timeout covers ``timeout`` plus ``block_ms``."""
+        extra_s = block_ms / 1000
+        with self._lock:
+            client = self._clients.get(extra_s)
+            if client is None:
+                config = dataclasses.replace(self._config, timeout_s=self._config.timeout_s + extra_s)
+                client = redis.Redis(connection_pool=make_pool(config))
+                for command in _RAW_COMMANDS:
+                    client.set_response_callback(command, _raw)
+                self._clients[extra_s] = client
+            return client
+
+    def ping(self) -> None:
+        """Check that the server answers (and the password is right); raises otherwise."""
+        self._client().ping()
+
+    # ------------------------------------------------------------------ keys and decoding
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the keys come from a pattern (and so can change over time)."""
+        return self._fixed_keys is None
+
+    def keys(self) -> list[str]:
+        """The stream keys read: the fixed ones, or the stream keys matching the pattern now."""
+        if self._fixed_keys is not None:
+            return list(self._fixed_keys)
+        client = self._client()
+        found = {_text(key) for key in client.scan_iter(match=self._pattern, count=1000, _type="stream")}
+        return sorted(found)
+
+    def _decode(self, key: str, entry_id: bytes, fields: Mapping[bytes, bytes] | None) -> LogEntry | None:
+        """The entry decoded, or None (logged) for an entry that is gone or not ours."""
+        if not fields:
+            return None
+        try:
+            return decode_fields(fields, entry_id=_text(entry_id), stream=key)
+        except Exception as error:
+            logger.warning(
+                "Skipping stream entry %s %s that cannot be decoded: %r", key, _text(entry_id), error
+            )
+            return None
+
+    # ------------------------------------------------------------------ ranges
+
+    def _pages(
+        self, key: str, start: str, end: str, reverse: bool
+    ) -> Iterator[tuple[tuple[int, str, int], str, bytes, dict[bytes, bytes] | None]]:
+        """Every entry of ``key`` between the bounds, fetched a page at a time."""
+        client = self._client()
+        low, high = start, end
+        while True:
+            if reverse:
+                page = _entries(client.execute_command("XREVRANGE", key, high, low, "COUNT", PAGE_SIZE))
+            else:
+                page = _entries(client.execute_command("XRANGE", key, low, high, "COUNT", PAGE_SIZE))
+            for entry_id, fields in page:
+                yield order_key(key, entry_id), key, entry_id, fields
+            if len(page) < PAGE_SIZE:
+                return
+            last = _text(page[-1][0])
+            if reverse:
+                high = f"({last}"
+            else:
+                low = f"({last}"
+
+    def _merged(
+        self,
+        keys: Iterable[str],
+        start: str | Mapping[str, str],
+        end: str | Mapping[str, str],
+        reverse: bool,
+    ) -> Iterator[tuple[tuple[int, str, int], str, bytes, dict[bytes, bytes] | None]]:
+        def bound(value: str | Mapping[str, str], key: str) -> str:
+            return value if isinstance(value, str) else value[key]
+
+        sources = [self._pages(key, bound(start, key), bound(end, key), reverse) for key in keys]
+        return heapq.merge(*sources, key=lambda item: item[0], reverse=reverse)
+
+    def entries(
+        self, start: str | int = "-", end: str | int = "+", *, reverse: bool = False
+    ) -> Iterator[LogEntry]:
+        """Every record between ``start`` and ``end`` (inclusive), lazily, a page at a time.
+
+        Bounds are entry ids (``"1700000000000-0"``), ``"-"`` / ``"+"``, ``"(id"`` for an
+        exclusive bound, or ints: milliseconds since the epoch. ``reverse=True`` goes newest
+        first. Entries of several keys are merged by entry id.
+        """
+        low, high = _ms_bound(start), _ms_bound(end)
+        for _, key, entry_id, fields in self._merged(self.keys(), low, high, reverse):
+            entry = self._decode(key, entry_id, fields)
+            if entry is not None:
+                yield entry
+
+    def range(self, start: str | int = "-", end: str | int = "+", count: int | None = None) -> list[LogEntry]:
+        """The records between ``start`` and ``end`` in entry-id order, at most ``count`` of them.
+
+        Bounds as for ``entries``. Without ``count`` the whole range is read (a page at a time).
+        """
+        if count is not None and count < 0:
+            raise ValueError(f"count must be >= 0; got {count!r}")
+        return list(itertools.islice(self.entries(start, end), count))
+
+    def _last_ids(self, keys: Sequence[str]) -> dict[str, str]:
+        """The newest entry id of every key (``0-0`` for an empty key), in one round trip."""
+        pipe = self._client().pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
+        replies = pipe.execute()
+        out: dict[str, str] = {}
+        for key, reply in zip(keys, replies, strict=True):
+            page = _entries(reply)
+            out[key] = _text(page[0][0]) if page else "0-0"
+        return out
+
+    def tail(
+        self,
+        count: int = 10,
+        *,
+        follow: bool = True,
+        block_ms: int = DEFAULT_BLOCK_MS,
+        where: Callable[[LogEntry], bool] | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[LogEntry]:
+        """The newest ``count`` records (oldest first), then, with ``follow``, every new one.
+
+        ``where`` keeps only the records it returns True for (the newest ``count`` matching
+        ones are shown first). Following blocks in ``XREAD`` for up to ``block_ms``
+        milliseconds at a time (> 0) and ends when ``stop`` is set or the caller stops iterating;
+        keys that appear later under a pattern are picked up within ``KEY_REFRESH_S`` seconds.
+        """
+        if count < 0:
+            raise ValueError(f"count must be >= 0; got {count!r}")
+        if block_ms <= 0:
+            raise ValueError(f"block_ms must be a number of milliseconds > 0; got {block_ms!r}")
+        keys = self.keys()
+        last = self._last_ids(keys)
+        if count:
+            newest: list[LogEntry] = []
+            for _, key, entry_id, fields in self._merged(keys, "-", last, reverse=True):
+                entry = self._decode(key, entry_id, fields)
+                if entry is not None and (where is None or where(entry)):
+                    newest.append(entry)
+                    if len(newest) >= count:
+                        break
+            yield from reversed(newest)
+        if not follow:
+            return
+        yield from self._follow(last, block_ms, where, stop)
+
+    def _follow(
+        self,
+        last: dict[str, str],
+        block_ms: int,
+        where: Callable[[LogEntry], bool] | None,
+        stop: threading.Event | None,
+    ) -> Iterator[LogEntry]:
+        client = self._client(block_ms)
+        refreshed = time.monotonic()
+        while stop is None or not stop.is_set():
+            if self.dynamic and time.monotonic() - refreshed >= self.key_refresh_s:
+                for key in self.keys():
+                    last.setdefault(key, "0-0")
+                refreshed = time.monotonic()
+            if not last:  # no key matches the pattern yet
+                _wait(stop, block_ms / 1000)
+                refreshed -= self.key_refresh_s
+                continue
+            args: list[Any] = [
+                "XREAD",
+                "COUNT",
+                PAGE_SIZE,
+                "BLOCK",
+                block_ms,
+                "STREAMS",
+                *last,
+                *last.values(),
+            ]
+            batch: list[tuple[tuple[int, str, int], LogEntry]] = []
+            for key, page in _streams(client.execute_command(*args)):
+                for entry_id, fields in page:
+                    last[key] = _text(entry_id)
+                    entry = self._decode(key, entry_id, fields)
+                    if entry is not None and (where is None or where(entry)):
+                        batch.append((order_key(key, entry_id), entry))
+            batch.sort(key=lambda item: item[0])
+            for _, entry in batch:
+                yield entry
+
+    # ------------------------------------------------------------------ by trace
+
+    def by_trace(self, trace_id: str, *, use_index: bool | None = None) -> list[LogEntry]:
+        """Every record of one trace (32 hex digits), in time order (record timestamp).
+
+        With the exporter's trace index (``trace_index_ttl``) the cost is proportional to the
+        trace's records: one ``LRANGE`` and one round trip of ``XRANGE id id``. When the index
+        key does not exist (index off, expired, or no such trace) this falls back to a scan that
+        reads every entry of every key: proportional to the stream's length.
+        ``use_index=True`` never scans; ``use_index=False`` always scans.
+        """
+        trace = trace_id.strip().lower()
+        if not _is_trace_id(trace):
+            raise ValueError(f"trace_id must be 32 hex digits; got {trace_id!r}")
+        if use_index is not False:
+            members = self._client().lrange(index_key(self._index_base, trace), 0, -1)
+            if members or use_index:
+                return self._sorted(self._fetch_members(members))
+        return self._sorted(self._scan_for_trace(trace))
+
+    def _fetch_members(self, members: Sequence[bytes]) -> list[LogEntry]:
+        wanted = list(dict.fromkeys(parse_member(member) for member in members))
+        if not wanted:
+            return []
+        pipe = self._client().pipeline(transaction=False)
+        for key, entry_id in wanted:
+            pipe.execute_command("XRANGE", key, entry_id, entry_id)
+        out: list[LogEntry] = []
+        for (key, _), reply in zip(wanted, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, Exception):
+                continue  # the key was deleted or replaced: its entries are gone
+            for found_id, fields in _entries(reply):
+                entry = self._decode(key, found_id, fields)
+                if entry is not None:
+                    out.append(entry)
+        return out
+
+    def _scan_for_trace(self, trace: str) -> list[LogEntry]:
+        wanted = trace.encode("ascii")
+        out: list[LogEntry] = []
+        for _, key, entry_id, fields in self._merged(self.keys(), "-", "+", reverse=False):
+            if fields and fields.get(b"trace_id") == wanted:
+                entry = self._decode(key, entry_id, fields)
+                if entry is not None:
+                    out.append(entry)
+        return out
+
+    @staticmethod
+    def _sorted(entries: list[LogEntry]) -> list[LogEntry]:
+        return sorted(entries, key=lambda e: (e.timestamp, parse_id(e.entry_id or "0-0"), e.stream or ""))
+
+    # ------------------------------------------------------------------ groups and stats
+
+    def group(
+        self,
+        name: str,
+        consumer: str,
+        *,
+        claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS,
+        start: str = "0",
+    ) -> ConsumerGroup:
+        """A consumer ``consumer`` of the consumer group ``name`` on the reader's keys.
+
+        The group is created on first use where it is missing (``XGROUP CREATE ... MKSTREAM``),
+        starting at ``start`` (``"0"``: every entry already in the stream, ``"$"``: only new
+        ones; keys that appear later under a pattern always start at ``"0"``). Entries other
+        consumers left pending for more than ``claim_idle_ms`` milliseconds are taken over.
+        """
+        return ConsumerGroup(self, name, consumer, claim_idle_ms=claim_idle_ms, start=start)
+
+    def stats(self) -> list[StreamStats]:
+        """Length, first and last entry, memory and consumer groups of every key, in one round trip."""
+        keys = self.keys()
+        pipe = self._client().pipeline(transaction=False)
+        for key in keys:
+            pipe.execute_command("XINFO STREAM", key)
+            pipe.execute_command("MEMORY USAGE", key)
+            pipe.xinfo_groups(key)
+        replies = pipe.execute(raise_on_error=False)
+        out: list[StreamStats] = []
+        for position, key in enumerate(keys):
+            info, memory, groups = replies[3 * position : 3 * position + 3]
+            if isinstance(info, Exception):
+                continue  # deleted between SCAN and XINFO
+            info = _fields(info) if not isinstance(info, dict) else info
+            info = {_text(k): v for k, v in (info or {}).items()}
+            first, last = info.get("first-entry"), info.get("last-entry")
+            out.append(
+                StreamStats(
+                    key=key,
+                    length=int(info.get("length", 0)),
+                    first_entry_id=_text(first[0]) if first else None,
+                    last_entry_id=_text(last[0]) if last else None,
+                    memory_bytes=None if isinstance(memory, Exception) or memory is None else int(memory),
+                    groups=() if isinstance(groups, Exception) else tuple(_group_info(g) for g in groups),
+                )
+            )
+        return out
+
+
+def _group_info(raw: Mapping[str, Any]) -> GroupInfo:
+    lag = raw.get("lag")
+    return GroupInfo(
+        name=_text(raw.get("name", "")),
+        consumers=int(raw.get("consumers", 0)),
+        pending=int(raw.get("pending", 0)),
+        last_delivered_id=_text(raw.get("last-delivered-id", "0-0")),
+        lag=None if lag is None else int(lag),
+    )
+
+
+class ConsumerGroup:
+    """One consumer of a consumer group over the reader's keys; see ``RedisLogReader.group``.
+
+    ``process(handler)`` is the loop body: it hands a batch to ``handler`` and acknowledges the
+    batch only after ``handler`` returned, so a crash or an exception leaves the entries pending
+    (at-least-once). A batch is, in this order of preference: this consumer's own pending
+    entries (delivered before but never acknowledged), entries claimed from consumers idle for
+    longer than ``claim_idle_ms``, new entries.
+    """
+
+    def __init__(
+        self,
+        reader: RedisLogReader,
+        name: str,
+        consumer: str,
+        *,
+        claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS,
+        start: str = "0",
+    ) -> None:
+        if not name or not consumer:
+            raise ValueError("a consumer group needs a non-empty group name and consumer name")
+        if isinstance(claim_idle_ms, bool) or not isinstance(claim_idle_ms, int) or claim_idle_ms < 0:
+            raise ValueError(
+                f"claim_idle_ms must be a whole number of milliseconds >= 0; got {claim_idle_ms!r}"
+            )
+        self.reader = reader
+        self.name = name
+        self.consumer = consumer
+        self.claim_idle_ms = claim_idle_ms
+        self._start = start
+        self._keys: list[str] = []
+        self._known: set[str] = set()
+        self._refreshed = -float("inf")
+        self._claimed_at = -float("inf")
+
+    def __repr__(self) -> str:
+        return f"ConsumerGroup(name={self.name!r}, consumer={self.consumer!r})"
+
+    def ensure(self) -> list[str]:
+        """Create the group on keys that lack it; returns the keys the group reads."""
+        keys = self.reader.keys()
+        new = [key for key in keys if key not in self._known]
+        if new:
+            first_time = not self._known
+            pipe = self.reader._client().pipeline(transaction=False)
+            for key in new:
+                start = self._start if first_time or not self.reader.dynamic else "0"
+                pipe.execute_command("XGROUP", "CREATE", key, self.name, start, "MKSTREAM")
+            for reply in pipe.execute(raise_on_error=False):
+                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
+                    raise reply
+            self._known.update(new)
+        self._keys = keys
+        self._refreshed = time.monotonic()
+        return keys
+
+    def _current_keys(self) -> list[str]:
+        stale = time.monotonic() - self._refreshed >= self.reader.key_refresh_s
+        if not self._known or (self.reader.dynamic and stale):
+            self.ensure()
+        return self._keys
+
+    def _collect(
+        self, replies: Iterable[tuple[str, list[RawEntry]]]
+    ) -> list[tuple[str, bytes, LogEntry | None]]:
+        batch = [
+            (key, entry_id, self.reader._decode(key, entry_id, fields))
+            for key, page in replies
+            for entry_id, fields in page
+        ]
+        batch.sort(key=lambda item: order_key(item[0], item[1]))
+        return batch
+
+    def _own_pending(self, keys: Sequence[str], count: int) -> list[tuple[str, bytes, LogEntry | None]]:
+        client = self.reader._client()
+        reply = client.execute_command(
+            "XREADGROUP",
+            "GROUP",
+            self.name,
+            self.consumer,
+            "COUNT",
+            count,
+            "STREAMS",
+            *keys,
+            *["0"] * len(keys),
+        )
+        return self._collect(_streams(reply))
+
+    def claim(self, count: int = DEFAULT_GROUP_COUNT) -> list[tuple[str, bytes, LogEntry | None]]:
+        """Take over up to ``count`` entries other consumers left pending longer than ``claim_idle_ms``."""
+        keys = self._current_keys()
+        self._claimed_at = time.monotonic()
+        client = self.reader._client()
+        found: list[tuple[str, list[RawEntry]]] = []
+        total = 0
+        for key in keys:
+            cursor: Any = "0-0"
+            while total < count:
+                # Entries deleted while pending are dropped from the PEL by XAUTOCLAIM itself.
+                reply = client.execute_command(
+                    "XAUTOCLAIM",
+                    key,
+                    self.name,
+                    self.consumer,
+                    self.claim_idle_ms,
+                    cursor,
+                    "COUNT",
+                    count - total,
+                )
+                cursor, page = reply[0], _entries(reply[1])
+                found.append((key, page))
+                total += len(page)
+                if _text(cursor) == "0-0":
+                    break
+        return self._collect(found)
+
+    def _new(
+        self, keys: Sequence[str], count: int, block_ms: int | None
+    ) -> list[tuple[str, bytes, LogEntry | None]]:
+        args: list[Any] = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
+        if block_ms:
+            args += ["BLOCK", block_ms]
+        args += ["STREAMS", *keys, *[">"] * len(keys)]
+        return self._collect(_streams(self.reader._client(block_ms or 0).execute_command(*args)))
+
+    def read(
+        self, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = None
+    ) -> list[tuple[str, bytes, LogEntry | None]]:
+        """The next batch (own pending, claimed, or new; see the class), unacknowledged.
+
+        Items are ``(key, entry id, LogEntry or None)``; None marks an entry that is gone or
+        cannot be decoded. Blocks up to ``block_ms`` milliseconds for new entries.
+        """
+        if count <= 0:
+            raise ValueError(f"count must be > 0; got {count!r}")
+        try:
+            return self._read(count, block_ms)
+        except Exception as error:
+            if "NOGROUP" not in str(error):
+                raise
+        # A key or the group was deleted under us: create it again and retry once.
+        self._known.clear()
+        return self._read(count, block_ms)
+
+    def _read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes, LogEntry | None]]:
+        keys = self._current_keys()
+        if not keys:  # no key matches the pattern yet
+            _wait(None, (block_ms or 0) / 1000)
+            self._refreshed -= self.reader.key_refresh_s
+            return []
+        batch = self._own_pending(keys, count)
+        if not batch and time.monotonic() - self._claimed_at >= self.claim_idle_ms / 4000:
+            batch = self.claim(count)
+        if not batch:
+            batch = self._new(keys, count, block_ms)
+        return batch
+
+    def ack(self, items: Iterable[tuple[str, bytes | str]]) -> int:
+        """Acknowledge ``(key, entry id)`` pairs, in one round trip; returns how many were pending."""
+        by_key: dict[str, list[bytes | str]] = {}
+        for key, entry_id in items:
+            by_key.setdefault(key, []).append(entry_id)
+        if not by_key:
+            return 0
+        pipe = self.reader._client().pipeline(transaction=False)
+        for key, ids in by_key.items():
+            pipe.xack(key, self.name, *ids)
+        return sum(int(n) for n in pipe.execute())
+
+    def process(
+        self, handler: Handler, *, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = DEFAULT_BLOCK_MS
+    ) -> int:
+        """Read one batch, call ``handler(records)``, then acknowledge the batch; returns its size.
+
+        When ``handler`` raises, nothing is acknowledged and the exception propagates: the
+        entries stay pending and come back in this consumer's next batch (or another
+        consumer's, once idle for ``claim_idle_ms``). Entries that are gone or cannot be decoded
+        are acknowledged without being handed over (and logged). 0 means nothing arrived within
+        ``block_ms``.
+        """
+        batch = self.read(count, block_ms)
+        if not batch:
+            return 0
+        records = [entry for _, _, entry in batch if entry is not None]
+        if records:
+            handler(records)
+        self.ack((key, entry_id) for key, entry_id, _ in batch)
+        return len(batch)
+
+    def run(
+        self,
+        handler: Handler,
+        *,
+        count: int = DEFAULT_GROUP_COUNT,
+        block_ms: int = DEFAULT_BLOCK_MS,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """``process`` in a loop until ``stop`` is set; an exception from ``handler`` ends it."""
+        while stop is None or not stop.is_set():
+            self.process(handler, count=count, block_ms=block_ms)
