@@ -562,3 +562,22 @@ def test_reader_constructor_does_no_io_and_hides_the_password() -> None:
         RedisLogReader(url="redis://127.0.0.1:1/0", keys=["a"], pattern="b*")
     with pytest.raises(ValueError, match="url must start with"):
         RedisLogReader(url="http://127.0.0.1:1")
+
+
+def test_a_retried_write_that_landed_twice_is_read_once(redis_url: str, redis_client: redis.Redis) -> None:
+    """Two entries with the same log.record.uid (a retried write) come back as one record."""
+    exporter = RedisLogExporter(url=redis_url)
+    try:
+        assert exporter.export([make_record("once", context=span_context())]) is LogRecordExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    [(_, fields)] = redis_client.xrange("otel:logs")
+    redis_client.xadd("otel:logs", fields)  # the copy a lost reply would have caused
+    reader = RedisLogReader(url=redis_url)
+    try:
+        assert [entry.body for entry in reader.range()] == ["once"]
+        assert [entry.body for entry in reader.tail(10, follow=False)] == ["once"]
+        trace = f"{TRACE_ID:032x}"
+        assert [entry.body for entry in reader.by_trace(trace)] == ["once"]
+    finally:
+        reader.close()

@@ -17,6 +17,7 @@ import heapq
 import itertools
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,8 @@ DEFAULT_CLAIM_IDLE_MS = 60_000
 DEFAULT_GROUP_COUNT = 100
 # How often (seconds) a pattern is scanned again for new stream keys while following.
 KEY_REFRESH_S = 5.0
+# How many record uids a read remembers to drop the second copy of a retried write.
+DEDUPE_WINDOW = 100_000
 
 EntryId = tuple[int, int]
 RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
@@ -114,6 +117,32 @@ def _wait(stop: threading.Event | None, seconds: float) -> None:
 
 def _is_trace_id(text: str) -> bool:
     return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+class _Seen:
+    """The last ``window`` record uids (``log.record.uid``) one read has returned.
+
+    A write whose reply was lost is sent again and can land twice; both copies carry the same
+    uid, and the copies are close together in the stream, so a bounded window catches them.
+    """
+
+    def __init__(self, window: int = DEDUPE_WINDOW) -> None:
+        self._window = window
+        self._order: deque[str] = deque()
+        self._uids: set[str] = set()
+
+    def first(self, entry: LogEntry) -> bool:
+        """True the first time a uid is seen (and for entries without one)."""
+        uid = entry.uid
+        if uid is None:
+            return True
+        if uid in self._uids:
+            return False
+        self._uids.add(uid)
+        self._order.append(uid)
+        if len(self._order) > self._window:
+            self._uids.discard(self._order.popleft())
+        return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,9 +337,10 @@ class RedisLogReader:
         first. Entries of several keys are merged by entry id.
         """
         low, high = _ms_bound(start), _ms_bound(end)
+        seen = _Seen()
         for _, key, entry_id, fields in self._merged(self.keys(), low, high, reverse):
             entry = self._decode(key, entry_id, fields)
-            if entry is not None:
+            if entry is not None and seen.first(entry):
                 yield entry
 
     def range(self, start: str | int = "-", end: str | int = "+", count: int | None = None) -> list[LogEntry]:
@@ -356,18 +386,19 @@ class RedisLogReader:
             raise ValueError(f"block_ms must be a number of milliseconds > 0; got {block_ms!r}")
         keys = self.keys()
         last = self._last_ids(keys)
+        seen = _Seen()
         if count:
             newest: list[LogEntry] = []
             for _, key, entry_id, fields in self._merged(keys, "-", last, reverse=True):
                 entry = self._decode(key, entry_id, fields)
-                if entry is not None and (where is None or where(entry)):
+                if entry is not None and seen.first(entry) and (where is None or where(entry)):
                     newest.append(entry)
                     if len(newest) >= count:
                         break
             yield from reversed(newest)
         if not follow:
             return
-        yield from self._follow(last, block_ms, where, stop)
+        yield from self._follow(last, block_ms, where, stop, seen)
 
     def _follow(
         self,
@@ -375,6 +406,7 @@ class RedisLogReader:
         block_ms: int,
         where: Callable[[LogEntry], bool] | None,
         stop: threading.Event | None,
+        seen: _Seen,
     ) -> Iterator[LogEntry]:
         client = self._client(block_ms)
         refreshed = time.monotonic()
@@ -402,7 +434,7 @@ class RedisLogReader:
                 for entry_id, fields in page:
                     last[key] = _text(entry_id)
                     entry = self._decode(key, entry_id, fields)
-                    if entry is not None and (where is None or where(entry)):
+                    if entry is not None and seen.first(entry) and (where is None or where(entry)):
                         batch.append((order_key(key, entry_id), entry))
             batch.sort(key=lambda item: item[0])
             for _, entry in batch:
@@ -457,7 +489,10 @@ class RedisLogReader:
 
     @staticmethod
     def _sorted(entries: list[LogEntry]) -> list[LogEntry]:
-        return sorted(entries, key=lambda e: (e.timestamp, parse_id(e.entry_id or "0-0"), e.stream or ""))
+        """Time order, each record once (a retried write's second copy is dropped)."""
+        ordered = sorted(entries, key=lambda e: (e.timestamp, parse_id(e.entry_id or "0-0"), e.stream or ""))
+        seen = _Seen()
+        return [entry for entry in ordered if seen.first(entry)]
 
     # ------------------------------------------------------------------ groups and stats
 
