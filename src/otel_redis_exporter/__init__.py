@@ -3,6 +3,7 @@
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
 from ._errors import RedisNotInstalledError
+from ._keys import shard_keys
 from .exporter import RedisLogExporter
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     "RedisLogExporter",
     "RedisNotInstalledError",
     "decode_fields",
+    "shard_keys",
 ]
