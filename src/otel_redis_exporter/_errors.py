@@ -19,6 +19,20 @@ class RedisNotInstalledError(ImportError):
         )
 
 
+class NotReplicatedError(rex.TimeoutError):
+    """``WAIT``: fewer replicas than ``wait_replicas`` acknowledged a write in time."""
+
+    def __init__(self, acknowledged: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"WAIT: {acknowledged} of the {wanted} replicas wait_replicas asks for "
+            f"acknowledged the write within {timeout_ms} ms"
+        )
+
+
+class SlotMovingError(rex.ConnectionError):
+    """Cluster redirects (MOVED, ASK) kept coming for an entry: its slot is being moved."""
+
+
 class Outcome(enum.Enum):
     TRANSIENT = "transient"
     PERMANENT = "permanent"
@@ -26,6 +40,17 @@ class Outcome(enum.Enum):
 
 # Server replies that mean "not now": retried within the export deadline.
 _TRANSIENT_PREFIXES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", "CLUSTERDOWN")
+# TLS failures that retrying cannot cure: the certificates or the host name do not match.
+_TLS_REFUSALS = ("CERTIFICATE_VERIFY_FAILED", "ALERT_")
+
+
+def _is_tls(text: str) -> bool:
+    return "SSL" in text or "_ssl.c" in text
+
+
+def _is_tls_refusal(error: BaseException) -> bool:
+    text = str(error)
+    return _is_tls(text) and any(marker in text for marker in _TLS_REFUSALS)
 
 
 def classify(error: BaseException) -> Outcome:
@@ -33,11 +58,13 @@ def classify(error: BaseException) -> Outcome:
     # AuthenticationError is a ConnectionError in redis-py, but retrying a wrong password never helps.
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return Outcome.PERMANENT
+    if _is_tls_refusal(error):
+        return Outcome.PERMANENT
     if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError | asyncio.TimeoutError):
         return Outcome.TRANSIENT
     if isinstance(error, rex.ResponseError) and str(error).startswith(_TRANSIENT_PREFIXES):
         return Outcome.TRANSIENT
-    if isinstance(error, rex.BusyLoadingError | rex.ReadOnlyError | rex.TryAgainError):
+    if isinstance(error, rex.BusyLoadingError | rex.ReadOnlyError | rex.TryAgainError | rex.ClusterDownError):
         return Outcome.TRANSIENT
     return Outcome.PERMANENT
 
@@ -48,8 +75,10 @@ def describe(error: BaseException) -> str:
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return f"authentication failed ({text}); check the user name and password in the URL"
     if isinstance(error, rex.NoPermissionError) or text.startswith("NOPERM"):
+        # redis-py drops the error code from the message; put it back, it is what people search for.
+        code = "" if text.startswith("NOPERM") else "NOPERM "
         return (
-            f"the ACL user lacks a permission ({text}); grant it +xadd on the stream keys "
+            f"the ACL user lacks a permission ({code}{text}); grant it +xadd on the stream keys "
             "(see the README's ACL section)"
         )
     if text.startswith("WRONGTYPE"):
@@ -61,6 +90,21 @@ def describe(error: BaseException) -> str:
         )
     if text.startswith("READONLY") or isinstance(error, rex.ReadOnlyError):
         return f"the server is a read-only replica ({text}); point the URL at the master"
+    if isinstance(error, NotReplicatedError):
+        return f"the write is not on enough replicas yet ({text}); it is sent again while the deadline allows"
+    if _is_tls(text):
+        return (
+            f"TLS failed ({text}); check the CA file (certificate), the client certificate and key "
+            "(mutual TLS), and that the host name in the URL is in the server's certificate"
+        )
+    if isinstance(error, SlotMovingError):
+        return f"the cluster is moving the stream's slot ({text})"
+    if isinstance(error, rex.AskError) or text.startswith(("MOVED", "ASK")):
+        return f"the server is a Redis Cluster node (it redirects: {text}); set cluster=True"
+    if isinstance(error, rex.RedisClusterException):
+        return f"the cluster cannot be used ({text})"
+    if type(error).__name__ == "MasterNotFoundError":
+        return f"the sentinels know no usable master ({text}); check sentinels and sentinel_master"
     if isinstance(error, rex.TimeoutError | asyncio.TimeoutError):
         return f"the server did not answer in time ({text})"
     if isinstance(error, rex.ConnectionError | OSError):

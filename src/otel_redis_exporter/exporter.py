@@ -20,7 +20,7 @@ from ._encoding import BatchEncoder, Fields
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._loop import LoopThread
-from ._writer import AsyncWriter, SyncWriter, WriteResult
+from ._writer import AsyncWriter, SyncWriter, WriteResult, async_writer, sync_writer
 
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
 
@@ -77,6 +77,12 @@ class RedisLogExporter(LogRecordExporter):
     * ``max_value_length``: longest string or bytes value kept in a body or attribute.
     * ``mode``: ``"sync"`` (redis-py on the calling thread) or ``"async"`` (redis.asyncio on an
       event-loop thread the exporter owns; the keys of a batch are written concurrently).
+    * ``cluster``, ``shards``: write to a Redis Cluster (``url`` names any node), each stream
+      spread over ``shards`` keys in different slots (see the README's Cluster section).
+    * ``sentinels``, ``sentinel_master``, ``sentinel_username``, ``sentinel_password``: find the
+      master through Sentinel (``url`` then only gives the user, password, db and scheme).
+    * ``wait_replicas``: report a batch written only once that many replicas have it (``WAIT``).
+    * ``certificate``, ``client_certificate``, ``client_key``: PEM files for ``rediss://``.
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -92,6 +98,16 @@ class RedisLogExporter(LogRecordExporter):
         timeout: float | None = None,
         max_value_length: int | None = None,
         mode: str | None = None,
+        cluster: bool | None = None,
+        shards: int | None = None,
+        sentinels: str | Sequence[str | tuple[str, int]] | None = None,
+        sentinel_master: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        wait_replicas: int | None = None,
+        certificate: str | None = None,
+        client_key: str | None = None,
+        client_certificate: str | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -104,6 +120,16 @@ class RedisLogExporter(LogRecordExporter):
             timeout=timeout,
             max_value_length=max_value_length,
             mode=mode,
+            cluster=cluster,
+            shards=shards,
+            sentinels=sentinels,
+            sentinel_master=sentinel_master,
+            sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password,
+            wait_replicas=wait_replicas,
+            certificate=certificate,
+            client_key=client_key,
+            client_certificate=client_certificate,
         )
         self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
@@ -145,7 +171,7 @@ class RedisLogExporter(LogRecordExporter):
     def _write(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
         if not self._async:
             if self._sync_writer is None:
-                self._sync_writer = SyncWriter(
+                self._sync_writer = sync_writer(
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
             return self._sync_writer.write(entries, deadline)
@@ -158,7 +184,7 @@ class RedisLogExporter(LogRecordExporter):
     async def _write_async(self, entries: Mapping[str, Sequence[Fields]], deadline: float) -> WriteResult:
         with _instrumentation_suppressed():
             if self._async_writer is None:
-                self._async_writer = AsyncWriter(
+                self._async_writer = async_writer(
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
             return await self._async_writer.write(entries, deadline)
