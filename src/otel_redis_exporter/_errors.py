@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 
 from redis import exceptions as rex
 
@@ -51,6 +52,17 @@ def _is_tls(text: str) -> bool:
 def _is_tls_refusal(error: BaseException) -> bool:
     text = str(error)
     return _is_tls(text) and any(marker in text for marker in _TLS_REFUSALS)
+
+
+# redis-py lists each sentinel's failure after the repr of its client, which is long: keep the
+# address and the failure.
+_SENTINEL_REASON = re.compile(r"host=([^,>)\s]+),port=(\d+).*? - (.+?)(?=, <redis\.|, Redis<|$)", re.DOTALL)
+
+
+def _sentinel_reasons(text: str) -> str:
+    head, _, rest = text.partition(" : ")
+    reasons = [f"{host}:{port} {reason}" for host, port, reason in _SENTINEL_REASON.findall(rest)]
+    return f"{head}: {'; '.join(reasons)}" if reasons else head
 
 
 def classify(error: BaseException) -> Outcome:
@@ -101,10 +113,15 @@ def describe(error: BaseException) -> str:
         return f"the cluster is moving the stream's slot ({text})"
     if isinstance(error, rex.AskError) or text.startswith(("MOVED", "ASK")):
         return f"the server is a Redis Cluster node (it redirects: {text}); set cluster=True"
+    if "cluster support disabled" in text:
+        return f"the server is not a Redis Cluster node ({text}); set cluster=False"
     if isinstance(error, rex.RedisClusterException):
         return f"the cluster cannot be used ({text})"
     if type(error).__name__ == "MasterNotFoundError":
-        return f"the sentinels know no usable master ({text}); check sentinels and sentinel_master"
+        return (
+            f"the sentinels know no usable master ({_sentinel_reasons(text)}); "
+            "check sentinels, sentinel_master and the sentinels' user and password"
+        )
     if isinstance(error, rex.TimeoutError | asyncio.TimeoutError):
         return f"the server did not answer in time ({text})"
     if isinstance(error, rex.ConnectionError | OSError):
