@@ -122,7 +122,7 @@ def sentinel_kwargs(config: ExporterConfig, kwargs: dict[str, Any]) -> dict[str,
     ``rediss://`` URL, the same TLS files; their own user and password."""
     options = {name: kwargs[name] for name in ("socket_timeout", "socket_connect_timeout", "retry")}
     options.update(tls_kwargs(config))
-    if options.keys() & {"ssl_cert_reqs"}:
+    if urlsplit(config.url).scheme == "rediss":
         options["ssl"] = True
     if config.sentinel_username is not None:
         options["username"] = config.sentinel_username
