@@ -16,7 +16,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
+from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader, shard_keys
 from otel_redis_exporter._index import index_key
 from otel_redis_exporter.reader import PAGE_SIZE
 
@@ -581,3 +581,20 @@ def test_a_retried_write_that_landed_twice_is_read_once(redis_url: str, redis_cl
         assert [entry.body for entry in reader.by_trace(trace)] == ["once"]
     finally:
         reader.close()
+
+
+def test_trace_index_points_into_the_right_shard(redis_url: str) -> None:
+    """With shards, the index names the shard key each record went to, so by_trace finds them all."""
+    exporter = RedisLogExporter(url=redis_url, shards=3, trace_index_ttl=60)
+    try:
+        batch = [make_record(f"sharded {i}", context=span_context()) for i in range(5)]
+        assert exporter.export(batch) is LogRecordExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    reader = RedisLogReader(url=redis_url)
+    try:
+        found = reader.by_trace(f"{TRACE_ID:032x}", use_index=True)
+    finally:
+        reader.close()
+    assert [entry.body for entry in found] == [f"sharded {i}" for i in range(5)]
+    assert {entry.stream for entry in found} <= set(shard_keys("otel:logs", 3))

@@ -6,6 +6,7 @@ from ._redis import RedisNotInstalledError  # isort: skip
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
 from ._errors import OtlpNotInstalledError
+from ._keys import shard_keys
 from ._setup import configure_logging
 from .exporter import RedisLogExporter
 from .reader import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
@@ -22,4 +23,5 @@ __all__ = [
     "StreamStats",
     "configure_logging",
     "decode_fields",
+    "shard_keys",
 ]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from ._keys import StreamKeyTemplate
+from ._keys import MAX_SHARDS, StreamKeyTemplate
 
 _logger = logging.getLogger(__name__)
 
@@ -57,6 +57,26 @@ ENV_TRACE_INDEX_TTL = "OTEL_EXPORTER_REDIS_LOGS_TRACE_INDEX_TTL"
 ENCODINGS = ("flat", "otlp_json", "otlp_proto")
 DEFAULT_ENCODING = "flat"
 
+# Deployments: Redis Cluster, Sentinel, durable writes, TLS.
+DEFAULT_SHARDS = 1
+DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_SENTINEL_MASTER = "mymaster"
+DEFAULT_WAIT_REPLICAS = 0
+ENV_CLUSTER = "OTEL_EXPORTER_REDIS_CLUSTER"
+ENV_SHARDS = "OTEL_EXPORTER_REDIS_LOGS_SHARDS"
+ENV_SENTINELS = "OTEL_EXPORTER_REDIS_SENTINELS"
+ENV_SENTINEL_MASTER = "OTEL_EXPORTER_REDIS_SENTINEL_MASTER"
+ENV_SENTINEL_USERNAME = "OTEL_EXPORTER_REDIS_SENTINEL_USERNAME"
+ENV_SENTINEL_PASSWORD = "OTEL_EXPORTER_REDIS_SENTINEL_PASSWORD"  # noqa: S105 (a variable name)
+ENV_WAIT_REPLICAS = "OTEL_EXPORTER_REDIS_WAIT_REPLICAS"
+ENV_CERTIFICATE = "OTEL_EXPORTER_REDIS_CERTIFICATE"
+ENV_CLIENT_KEY = "OTEL_EXPORTER_REDIS_CLIENT_KEY"
+ENV_CLIENT_CERTIFICATE = "OTEL_EXPORTER_REDIS_CLIENT_CERTIFICATE"
+# Settings whose values a repr must never show.
+_SECRET_FIELDS = frozenset({"sentinel_password"})
+
+Address = tuple[str, int]
+
 
 @dataclass(frozen=True, slots=True)
 class ExporterConfig:
@@ -75,14 +95,27 @@ class ExporterConfig:
     # Seconds a per-trace index key lives after the trace's last record; None: no index.
     trace_index_ttl_s: float | None = None
 
+    cluster: bool = False
+    shards: int = DEFAULT_SHARDS
+    sentinels: tuple[Address, ...] = ()
+    sentinel_master: str = DEFAULT_SENTINEL_MASTER
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
+    wait_replicas: int = DEFAULT_WAIT_REPLICAS
+    certificate: str | None = None
+    client_key: str | None = None
+    client_certificate: str | None = None
+
     def __repr__(self) -> str:
-        return (
-            f"ExporterConfig(url={redact_url(self.url)!r}, stream={self.stream!r}, "
-            f"maxlen={self.maxlen!r}, retention_s={self.retention_s!r}, "
-            f"timeout_s={self.timeout_s!r}, max_value_length={self.max_value_length!r}, mode={self.mode!r}, "
-            f"buffer_max_records={self.buffer_max_records!r}, buffer_max_bytes={self.buffer_max_bytes!r})"
-            f"encoding={self.encoding!r}, trace_index_ttl_s={self.trace_index_ttl_s!r})"
-        )
+        def shown(name: str) -> object:
+            value = getattr(self, name)
+            if name == "url":
+                return redact_url(value)
+            if name in _SECRET_FIELDS and value is not None:
+                return "***"
+            return value
+
+        return f"ExporterConfig({', '.join(f'{f.name}={shown(f.name)!r}' for f in fields(self))})"
 
 
 def redact_url(url: str) -> str:
@@ -161,6 +194,120 @@ def _check_index_ttl(value: float) -> float:
     return float(value)
 
 
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false; got {raw!r}")
+
+
+def _check_bool(name: str) -> Callable[[bool], bool]:
+    def check(value: bool) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False; got {value!r}")
+        return value
+
+    return check
+
+
+def _check_shards(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SHARDS:
+        raise ValueError(f"shards must be a whole number from 1 to {MAX_SHARDS}; got {value!r}")
+    return value
+
+
+def _check_wait_replicas(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"wait_replicas must be a whole number of replicas >= 0 (0 disables); got {value!r}")
+    return value
+
+
+def _check_name(name: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not isinstance(value, str) or not value or value != value.strip():
+            raise ValueError(f"{name} must be a non-empty name without surrounding blanks; got {value!r}")
+        return value
+
+    return check
+
+
+def _check_file(name: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        path = os.fspath(value)
+        if not isinstance(path, str) or not os.path.isfile(path):
+            raise ValueError(f"{name} must be the path of a readable PEM file; no such file: {value!r}")
+        return path
+
+    return check
+
+
+def _address(text: str) -> Address:
+    """``host:port``, ``[v6]:port`` or a bare host (the Sentinel port 26379)."""
+    text = text.strip()
+    host, port = text, str(DEFAULT_SENTINEL_PORT)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"not a host:port address: {text!r}")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"sentinels must be host:port addresses; got {text!r}")
+    return host, int(port)
+
+
+def _address_pair(item: object) -> Address:
+    if not (isinstance(item, tuple | list) and len(item) == 2):
+        raise ValueError(f"sentinels must be host:port addresses or (host, port) pairs; got {item!r}")
+    host, port = item
+    if not isinstance(host, str) or isinstance(port, bool) or not isinstance(port, int):
+        raise ValueError(f"sentinels must be host:port addresses or (host, port) pairs; got {item!r}")
+    return _address(f"[{host}]:{port}")
+
+
+def _parse_sentinels(raw: str) -> tuple[Address, ...]:
+    return tuple(_address(part) for part in raw.split(",") if part.strip())
+
+
+def _sentinels_argument(value: str | Sequence[str | Address]) -> tuple[Address, ...]:
+    """The ``sentinels`` argument: ``"host:port,..."`` or a sequence of ``"host:port"`` / ``(host, port)``."""
+    if isinstance(value, str):
+        addresses = _parse_sentinels(value)
+    else:
+        addresses = tuple(_address(item) if isinstance(item, str) else _address_pair(item) for item in value)
+    if not addresses:
+        raise ValueError(f"sentinels must list at least one host:port address; got {value!r}")
+    return addresses
+
+
+def _check_sentinels(value: tuple[Address, ...]) -> tuple[Address, ...]:
+    if not value:
+        raise ValueError("sentinels must list at least one host:port address")
+    return value
+
+
+def _url_db(url: str) -> int:
+    parts = urlsplit(url)
+    for item in parts.query.split("&"):
+        name, _, value = item.partition("=")
+        if name == "db" and value.isdigit():
+            return int(value)
+    path = parts.path.strip("/")
+    return int(path) if path.isdigit() else 0
+
+
+def _conflict(message: str, from_environment: Sequence[str]) -> None:
+    """Arguments that contradict each other raise; when an environment variable takes part,
+    a warning names it and the caller drops that variable's setting."""
+    if not from_environment:
+        raise ValueError(message)
+    _logger.warning("%s; ignoring %s.", message, " and ".join(from_environment))
+
+
 def _check_length(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 16:
         raise ValueError(f"max_value_length must be a whole number >= 16; got {value!r}")
@@ -204,10 +351,34 @@ def resolve_config(
     buffer_max_bytes: int | None = None,
     encoding: str | None = None,
     trace_index_ttl: float | None = None,
+    cluster: bool | None = None,
+    shards: int | None = None,
+    sentinels: str | Sequence[str | Address] | None = None,
+    sentinel_master: str | None = None,
+    sentinel_username: str | None = None,
+    sentinel_password: str | None = None,
+    wait_replicas: int | None = None,
+    certificate: str | None = None,
+    client_key: str | None = None,
+    client_certificate: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ExporterConfig:
     """Build the configuration from arguments, then ``OTEL_EXPORTER_REDIS_*`` variables, then defaults."""
     env = os.environ if environ is None else environ
+    deployment = _resolve_deployment(
+        url=url,
+        cluster=cluster,
+        shards=shards,
+        sentinels=sentinels,
+        sentinel_master=sentinel_master,
+        sentinel_username=sentinel_username,
+        sentinel_password=sentinel_password,
+        wait_replicas=wait_replicas,
+        certificate=certificate,
+        client_key=client_key,
+        client_certificate=client_certificate,
+        environ=env,
+    )
     if maxlen is not None and retention is not None:
         raise ValueError("maxlen and retention are exclusive: XADD trims by MAXLEN or by MINID, not both")
     resolved_retention = _resolve(
@@ -232,9 +403,7 @@ def resolve_config(
         )
         resolved_retention = None
     return ExporterConfig(
-        url=_resolve(
-            url, (ENV_URL, ENV_URL_GENERIC), parse=str, check=_check_url, default=DEFAULT_URL, environ=env
-        ),
+        **deployment,
         stream=_resolve(
             stream, (ENV_STREAM,), parse=str, check=_check_stream, default=DEFAULT_STREAM, environ=env
         ),
@@ -293,3 +462,139 @@ def resolve_config(
         )
         or None,
     )
+
+
+def _resolve_deployment(
+    *,
+    url: str | None,
+    cluster: bool | None,
+    shards: int | None,
+    sentinels: str | Sequence[str | Address] | None,
+    sentinel_master: str | None,
+    sentinel_username: str | None,
+    sentinel_password: str | None,
+    wait_replicas: int | None,
+    certificate: str | None,
+    client_key: str | None,
+    client_certificate: str | None,
+    environ: Mapping[str, str],
+) -> dict[str, Any]:
+    """Where and how to connect: the URL, Cluster or Sentinel, TLS files, durable writes.
+
+    Settings that only make sense together are checked together (see ``_conflict``).
+    """
+    env = environ
+    sentinel_addresses = _sentinels_argument(sentinels) if sentinels is not None else None
+    resolved: dict[str, Any] = {
+        "url": _resolve(
+            url, (ENV_URL, ENV_URL_GENERIC), parse=str, check=_check_url, default=DEFAULT_URL, environ=env
+        ),
+        "cluster": _resolve(
+            cluster,
+            (ENV_CLUSTER,),
+            parse=_parse_bool,
+            check=_check_bool("cluster"),
+            default=False,
+            environ=env,
+        ),
+        "shards": _resolve(
+            shards, (ENV_SHARDS,), parse=int, check=_check_shards, default=DEFAULT_SHARDS, environ=env
+        ),
+        "sentinels": _resolve(
+            sentinel_addresses,
+            (ENV_SENTINELS,),
+            parse=_parse_sentinels,
+            check=_check_sentinels,
+            default=(),
+            environ=env,
+        ),
+        "sentinel_master": _resolve(
+            sentinel_master,
+            (ENV_SENTINEL_MASTER,),
+            parse=str,
+            check=_check_name("sentinel_master"),
+            default=DEFAULT_SENTINEL_MASTER,
+            environ=env,
+        ),
+        "sentinel_username": _resolve(
+            sentinel_username,
+            (ENV_SENTINEL_USERNAME,),
+            parse=str,
+            check=_check_name("sentinel_username"),
+            default=None,
+            environ=env,
+        ),
+        # Never echo a password back: a bad one is refused by the server, not here.
+        "sentinel_password": sentinel_password
+        if sentinel_password is not None
+        else (env.get(ENV_SENTINEL_PASSWORD) or None),
+        "wait_replicas": _resolve(
+            wait_replicas,
+            (ENV_WAIT_REPLICAS,),
+            parse=int,
+            check=_check_wait_replicas,
+            default=DEFAULT_WAIT_REPLICAS,
+            environ=env,
+        ),
+    }
+    for name, argument, variable in (
+        ("certificate", certificate, ENV_CERTIFICATE),
+        ("client_key", client_key, ENV_CLIENT_KEY),
+        ("client_certificate", client_certificate, ENV_CLIENT_CERTIFICATE),
+    ):
+        resolved[name] = _resolve(
+            argument, (variable,), parse=str, check=_check_file(name), default=None, environ=env
+        )
+
+    arguments = {
+        "url": url,
+        "cluster": cluster,
+        "sentinels": sentinels,
+        "certificate": certificate,
+        "client_key": client_key,
+        "client_certificate": client_certificate,
+    }
+    variables = {
+        "url": ENV_URL if env.get(ENV_URL, "").strip() else ENV_URL_GENERIC,
+        "cluster": ENV_CLUSTER,
+        "sentinels": ENV_SENTINELS,
+        "certificate": ENV_CERTIFICATE,
+        "client_key": ENV_CLIENT_KEY,
+        "client_certificate": ENV_CLIENT_CERTIFICATE,
+    }
+    defaults: dict[str, Any] = {"url": DEFAULT_URL, "cluster": False, "sentinels": ()}
+
+    def settle(message: str, names: tuple[str, ...], drop: tuple[str, ...]) -> None:
+        """A contradiction among ``names``: raise when all are arguments; otherwise warn and reset
+        those of ``drop`` that came from the environment (all of ``drop`` if none did)."""
+        from_env = [
+            name for name in names if arguments[name] is None and env.get(variables[name], "").strip()
+        ]
+        _conflict(message, [variables[name] for name in from_env])
+        for name in [name for name in drop if name in from_env] or drop:
+            resolved[name] = defaults.get(name)
+
+    def scheme() -> str:
+        return str(urlsplit(resolved["url"]).scheme)
+
+    if resolved["cluster"] and resolved["sentinels"]:
+        message = "cluster and sentinels are exclusive: a deployment is a Cluster or uses Sentinel"
+        settle(message, ("cluster", "sentinels"), drop=("cluster", "sentinels"))
+    if resolved["cluster"] and (scheme() == "unix" or _url_db(resolved["url"])):
+        message = "cluster needs a redis:// or rediss:// url to database 0"
+        settle(message, ("cluster", "url"), drop=("cluster", "url"))
+    if resolved["sentinels"] and scheme() == "unix":
+        message = "sentinels need a redis:// or rediss:// url (for the user, password and db)"
+        settle(message, ("sentinels", "url"), drop=("sentinels", "url"))
+    if (resolved["client_key"] is None) != (resolved["client_certificate"] is None):
+        message = "client_key and client_certificate go together (mutual TLS needs both)"
+        pair = ("client_key", "client_certificate")
+        settle(message, pair, drop=pair)
+        resolved["client_key"] = resolved["client_certificate"] = None
+    tls_files = tuple(name for name in ("certificate", "client_key", "client_certificate") if resolved[name])
+    if tls_files and scheme() != "rediss":
+        # Without TLS the files would go unused: they are what gets dropped.
+        settle(f"{', '.join(tls_files)} need a rediss:// url (TLS)", ("url", *tls_files), drop=tls_files)
+        for name in tls_files:
+            resolved[name] = None
+    return resolved

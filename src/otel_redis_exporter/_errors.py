@@ -4,8 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 
 from redis import exceptions as rex
+
+
+class NotReplicatedError(rex.TimeoutError):
+    """``WAIT``: fewer replicas than ``wait_replicas`` acknowledged a write in time."""
+
+    def __init__(self, acknowledged: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"WAIT: {acknowledged} of the {wanted} replicas wait_replicas asks for "
+            f"acknowledged the write within {timeout_ms} ms"
+        )
+
+
+class SlotMovingError(rex.ConnectionError):
+    """Cluster redirects (MOVED, ASK) kept coming for an entry: its slot is being moved."""
 
 
 class Outcome(enum.Enum):
@@ -24,15 +39,40 @@ _TRANSIENT_PREFIXES = ("LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "READONLY", 
 # Server replies about the server's state or the user's rights, not about the entry.
 _STATE_PREFIXES = ("OOM", "NOPERM", "NOAUTH", "WRONGPASS", "MISCONF")
 
+# TLS failures that retrying cannot cure: the certificates or the host name do not match.
+_TLS_REFUSALS = ("CERTIFICATE_VERIFY_FAILED", "ALERT_")
+
+
+def _is_tls(text: str) -> bool:
+    return "SSL" in text or "_ssl.c" in text
+
+
+def _is_tls_refusal(error: BaseException) -> bool:
+    text = str(error)
+    return _is_tls(text) and any(marker in text for marker in _TLS_REFUSALS)
+
+
+# redis-py lists each sentinel's failure after the repr of its client, which is long: keep the
+# address and the failure.
+_SENTINEL_REASON = re.compile(r"host=([^,>)\s]+),port=(\d+).*? - (.+?)(?=, <redis\.|, Redis<|$)", re.DOTALL)
+
+
+def _sentinel_reasons(text: str) -> str:
+    head, _, rest = text.partition(" : ")
+    reasons = [f"{host}:{port} {reason}" for host, port, reason in _SENTINEL_REASON.findall(rest)]
+    return f"{head}: {'; '.join(reasons)}" if reasons else head
+
 
 def classify(error: BaseException) -> Outcome:
     """Whether retrying ``error`` can help, now or later."""
     # AuthenticationError is a ConnectionError in redis-py, but retrying a wrong password never helps.
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return Outcome.PERMANENT
+    if _is_tls_refusal(error):
+        return Outcome.PERMANENT
     if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError | asyncio.TimeoutError):
         return Outcome.TRANSIENT
-    if isinstance(error, rex.BusyLoadingError | rex.ReadOnlyError | rex.TryAgainError):
+    if isinstance(error, rex.BusyLoadingError | rex.ReadOnlyError | rex.TryAgainError | rex.ClusterDownError):
         return Outcome.TRANSIENT
     text = str(error)
     if isinstance(error, rex.ResponseError) and text.startswith(_TRANSIENT_PREFIXES):
@@ -57,8 +97,10 @@ def describe(error: BaseException) -> str:
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return f"authentication failed ({text}); check the user name and password in the URL"
     if isinstance(error, rex.NoPermissionError) or text.startswith("NOPERM"):
+        # redis-py drops the error code from the message; put it back, it is what people search for.
+        code = "" if text.startswith("NOPERM") else "NOPERM "
         return (
-            f"the ACL user lacks a permission ({text}); grant it +xadd on the stream keys "
+            f"the ACL user lacks a permission ({code}{text}); grant it +xadd on the stream keys "
             "(see the README's ACL section)"
         )
     if text.startswith("WRONGTYPE"):
@@ -70,6 +112,26 @@ def describe(error: BaseException) -> str:
         )
     if text.startswith("READONLY") or isinstance(error, rex.ReadOnlyError):
         return f"the server is a read-only replica ({text}); point the URL at the master"
+    if isinstance(error, NotReplicatedError):
+        return f"the write is not on enough replicas yet ({text}); it is sent again while the deadline allows"
+    if _is_tls(text):
+        return (
+            f"TLS failed ({text}); check the CA file (certificate), the client certificate and key "
+            "(mutual TLS), and that the host name in the URL is in the server's certificate"
+        )
+    if isinstance(error, SlotMovingError):
+        return f"the cluster is moving the stream's slot ({text})"
+    if isinstance(error, rex.AskError) or text.startswith(("MOVED", "ASK")):
+        return f"the server is a Redis Cluster node (it redirects: {text}); set cluster=True"
+    if "cluster support disabled" in text:
+        return f"the server is not a Redis Cluster node ({text}); set cluster=False"
+    if isinstance(error, rex.RedisClusterException):
+        return f"the cluster cannot be used ({text})"
+    if type(error).__name__ == "MasterNotFoundError":
+        return (
+            f"the sentinels know no usable master ({_sentinel_reasons(text)}); "
+            "check sentinels, sentinel_master and the sentinels' user and password"
+        )
     if isinstance(error, rex.TimeoutError | asyncio.TimeoutError):
         return f"the server did not answer in time ({text})"
     if isinstance(error, rex.ConnectionError | OSError):

@@ -15,7 +15,7 @@ from typing import Any
 from ._config import ExporterConfig
 from ._errors import describe
 from ._formats import EntryFields
-from ._keys import StreamKeyTemplate
+from ._keys import StreamKeyTemplate, shard_keys, shard_of
 from ._log import logger
 
 INDEX_INFIX = ":trace:"
@@ -49,16 +49,17 @@ def parse_member(member: str | bytes) -> tuple[str, str]:
 class TraceIndex:
     """Builds the index commands for written batches, and reports failures to write them."""
 
-    def __init__(self, base: str, ttl_s: float) -> None:
+    def __init__(self, base: str, ttl_s: float, shards: int = 1) -> None:
         self.base = base
         self.ttl_ms = max(int(ttl_s * 1000), 1)
+        self.shards = shards
 
     @classmethod
     def for_config(cls, config: ExporterConfig) -> TraceIndex | None:
         """The index the configuration asks for, or None when it is off."""
         if not config.trace_index_ttl_s:
             return None
-        return cls(index_base(config.stream), config.trace_index_ttl_s)
+        return cls(index_base(config.stream), config.trace_index_ttl_s, config.shards)
 
     def commands(
         self, entries: Mapping[str, Sequence[EntryFields]], entry_ids: Mapping[int, str]
@@ -76,13 +77,19 @@ class TraceIndex:
                 entry_id = entry_ids.get(position)
                 if entry_id is None or not isinstance(trace_id, str) or not trace_id:
                     continue
-                members.setdefault(trace_id, []).append(f"{entry_id} {key}")
+                members.setdefault(trace_id, []).append(f"{entry_id} {self._stream_key(key, trace_id)}")
         commands: list[Command] = []
         for trace_id, trace_members in members.items():
             key = index_key(self.base, trace_id)
             commands.append(("RPUSH", key, *trace_members))
             commands.append(("PEXPIRE", key, str(self.ttl_ms)))
         return commands
+
+    def _stream_key(self, key: str, trace_id: str) -> str:
+        """The key the entry went to: with shards, the trace's shard of ``key``."""
+        if self.shards == 1:
+            return key
+        return shard_keys(key, self.shards)[shard_of(trace_id, self.shards, 0)]
 
     def report(self, outcome: Sequence[Any] | BaseException) -> None:
         """Log (rate limited) why the index could not be written; the records themselves were."""

@@ -35,7 +35,7 @@ from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._loop import LoopThread, keep_after_fork
 from ._metrics import ExporterMetrics, ExporterStats
-from ._writer import AsyncWriter, SyncWriter, WriteResult
+from ._writer import AsyncWriter, SyncWriter, WriteResult, async_writer, sync_writer
 
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
 
@@ -125,6 +125,12 @@ class RedisLogExporter(LogRecordExporter):
       checked here: ``OtlpNotInstalledError`` when it is missing).
     * ``trace_index_ttl``: seconds to keep a per-trace index of entry ids (one more round trip per
       batch, see the README); 0 or unset: no index.
+    * ``cluster``, ``shards``: write to a Redis Cluster (``url`` names any node), each stream
+      spread over ``shards`` keys in different slots (see the README's Cluster section).
+    * ``sentinels``, ``sentinel_master``, ``sentinel_username``, ``sentinel_password``: find the
+      master through Sentinel (``url`` then only gives the user, password, db and scheme).
+    * ``wait_replicas``: report a batch written only once that many replicas have it (``WAIT``).
+    * ``certificate``, ``client_certificate``, ``client_key``: PEM files for ``rediss://``.
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -145,6 +151,16 @@ class RedisLogExporter(LogRecordExporter):
         meter_provider: MeterProvider | None = None,
         encoding: str | None = None,
         trace_index_ttl: float | None = None,
+        cluster: bool | None = None,
+        shards: int | None = None,
+        sentinels: str | Sequence[str | tuple[str, int]] | None = None,
+        sentinel_master: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        wait_replicas: int | None = None,
+        certificate: str | None = None,
+        client_key: str | None = None,
+        client_certificate: str | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -160,6 +176,16 @@ class RedisLogExporter(LogRecordExporter):
             buffer_max_bytes=buffer_max_bytes,
             encoding=encoding,
             trace_index_ttl=trace_index_ttl,
+            cluster=cluster,
+            shards=shards,
+            sentinels=sentinels,
+            sentinel_master=sentinel_master,
+            sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password,
+            wait_replicas=wait_replicas,
+            certificate=certificate,
+            client_key=client_key,
+            client_certificate=client_certificate,
         )
         self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
@@ -229,7 +255,7 @@ class RedisLogExporter(LogRecordExporter):
     def _write(self, entries: Entries, deadline: float) -> WriteResult:
         if not self._async:
             if self._sync_writer is None:
-                self._sync_writer = SyncWriter(
+                self._sync_writer = sync_writer(
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
             return self._sync_writer.write(entries, deadline)
@@ -242,7 +268,7 @@ class RedisLogExporter(LogRecordExporter):
     async def _write_async(self, entries: Entries, deadline: float) -> WriteResult:
         with _instrumentation_suppressed():
             if self._async_writer is None:
-                self._async_writer = AsyncWriter(
+                self._async_writer = async_writer(
                     self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
                 )
             return await self._async_writer.write(entries, deadline)
