@@ -217,7 +217,9 @@ def ceiling_case(server: ServerProcess, sample: dict[str, str], requests: int) -
 # --------------------------------------------------------------------------
 
 
-def end_to_end(kind: str, url: str, records: int, cap_s: float) -> dict[str, Any]:
+def end_to_end(
+    kind: str, url: str, records: int, cap_s: float, *, count_calls: bool = False
+) -> dict[str, Any]:
     """One run of ``end_to_end.py`` in a fresh process."""
     argv = [
         sys.executable,
@@ -232,6 +234,7 @@ def end_to_end(kind: str, url: str, records: int, cap_s: float) -> dict[str, Any
         str(records),
         "--max-seconds",
         str(cap_s),
+        *(["--count-calls"] if count_calls else []),
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=cap_s + 60, check=True, cwd=HERE)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -412,7 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         e2e[kind].append(end_to_end(kind, url, profile.e2e_records, e2e_cap))
                     print(f"end-to-end round {round_index + 1}/{profile.e2e_rounds} done", file=sys.stderr)
                 for factor in (1, 4):
-                    memory.append(end_to_end("sync", url, profile.e2e_records * factor, e2e_cap * factor))
+                    # Not timed against the null exporter, so these runs also count socket calls.
+                    records = profile.e2e_records * factor
+                    memory.append(end_to_end("sync", url, records, e2e_cap * factor, count_calls=True))
         finally:
             server.stop()
 
@@ -511,7 +516,7 @@ def report(
             f"medians of {len(e2e['null'])} runs"
         )
         header = (
-            f"{'exporter':<10} {'records/s':>10} {'x null':>7} {'dropped':>8} "
+            f"{'exporter':<10} {'records/s':>10} {'x null':>7} {'dropped*':>8} "
             f"{'export ms (median/max)':>23} {'peak RSS MiB':>13}"
         )
         print(header)
@@ -529,10 +534,14 @@ def report(
                 f"{f'{export_ms:.1f} / {export_max:.1f}':>23} {rss:>13.1f}"
             )
         print()
+        print("* the most records any one run dropped; every run's figures are in the JSON")
+        print()
         for run in memory:
+            calls = ", ".join(f"{n} {c:.1f}" for n, c in run.get("socket_calls_per_export", {}).items())
             print(
                 f"peak RSS, sync, {run['logged']:>7} records logged: {run['peak_rss_kib'] / 1024:6.1f} MiB "
-                f"(before logging {run['baseline_rss_kib'] / 1024:.1f} MiB, dropped {run['dropped']})"
+                f"(before logging {run['baseline_rss_kib'] / 1024:.1f} MiB, dropped {run['dropped']}; "
+                f"socket calls per export: {calls})"
             )
 
     return {

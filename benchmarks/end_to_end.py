@@ -21,6 +21,7 @@ import threading
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
@@ -79,6 +80,25 @@ def peak_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def count_socket_calls() -> dict[str, int]:
+    """Wrap the socket calls that release the interpreter lock in counters."""
+    import selectors  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    counts: dict[str, int] = {}
+    targets = [(socket.socket, name) for name in ("send", "sendall", "recv", "recv_into")]
+    targets.append((type(selectors.DefaultSelector()), "select"))
+    for owner, name in targets:
+        original = getattr(owner, name)
+
+        def wrapper(self: object, *args: object, _name: str = name, _original: Any = original) -> object:
+            counts[_name] = counts.get(_name, 0) + 1
+            return _original(self, *args)
+
+        setattr(owner, name, wrapper)
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--exporter", choices=("null", "sync", "async"), required=True)
@@ -86,7 +106,12 @@ def main() -> None:
     parser.add_argument("--stream", default="bench:e2e")
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--count-calls", action="store_true", help="count socket sends and receives (they release the lock)"
+    )
+    parser.add_argument("--warm", action="store_true", help="connect before the logging starts")
     args = parser.parse_args()
+    calls = count_socket_calls() if args.count_calls else {}
 
     if args.exporter == "null":
         inner: LogRecordExporter = NullExporter()
@@ -108,6 +133,12 @@ def main() -> None:
     tracer = TracerProvider().get_tracer("bench")
     extras = [base_extra(index) for index in range(64)]
 
+    if args.warm:
+        with tracer.start_as_current_span("warm-up"):
+            log.info("warm-up")
+        provider.force_flush()
+        exporter.records -= 1
+        exporter.durations.clear()
     baseline_kib = peak_rss_kib()
     deadline = time.monotonic() + args.max_seconds
     logged = 0
@@ -136,6 +167,9 @@ def main() -> None:
             "peak_rss_kib": peak_rss_kib(),
             "baseline_rss_kib": baseline_kib,
             "threads_left": threading.active_count(),
+            "socket_calls_per_export": {
+                name: count / max(len(exporter.durations), 1) for name, count in sorted(calls.items())
+            },
         },
         sys.stdout,
     )
