@@ -252,3 +252,9 @@ def test_orjson_is_used_when_installed() -> None:
     """With orjson importable, the encoder's orjson path is switched on (so the tests above cover it)."""
     pytest.importorskip("orjson")
     assert _encoding._fast_dumps is not None
+
+
+@given(trace_id=st.integers(min_value=1, max_value=2**130), span_id=st.integers(min_value=1, max_value=2**66))
+def test_ids_are_hex_as_format_writes_them(trace_id: int, span_id: int) -> None:
+    """Trace and span ids are written as format(id, "032x") / "016x" would, valid or not."""
+    assert _encoding._hex_ids(trace_id, span_id) == (format(trace_id, "032x"), format(span_id, "016x"))

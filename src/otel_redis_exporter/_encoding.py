@@ -198,6 +198,14 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def _hex_ids(trace_id: int, span_id: int) -> tuple[str, str]:
+    """32 and 16 lowercase hex digits (``bytes.hex`` is twice as fast as a format spec)."""
+    try:
+        return trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex()
+    except (OverflowError, AttributeError, TypeError):  # not a valid id: as format() writes it
+        return f"{trace_id:032x}", f"{span_id:016x}"
+
+
 def _flat(mapping: dict[Any, Any], limit: int) -> int:
     """Whether ``json`` encodes ``mapping`` exactly as the sanitizer would leave it.
 
@@ -375,8 +383,7 @@ class BatchEncoder:
             trace_id = log.trace_id
             span_id = log.span_id
             if trace_id and span_id:
-                fields["trace_id"] = f"{trace_id:032x}"
-                fields["span_id"] = f"{span_id:016x}"
+                fields["trace_id"], fields["span_id"] = _hex_ids(trace_id, span_id)
                 flags = log.trace_flags or 0
                 small = isinstance(flags, int) and 0 <= flags < 256
                 fields["trace_flags"] = decimal[flags] if small else str(int(flags))
