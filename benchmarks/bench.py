@@ -49,6 +49,9 @@ from workload import batches, make_records  # noqa: E402
 MAXLEN = 100_000  # the exporter's default trim, used by every Redis case
 BATCH = 512  # the SDK's default max_export_batch_size
 PIPELINE_DEPTH = 256  # redis-benchmark -P
+# End to end: the reference, then this exporter connecting on its first export (as in an
+# application that logs a burst at start), already connected, and the async path.
+E2E_KINDS = ("null", "sync", "sync-warm", "async")
 
 
 @dataclass(frozen=True)
@@ -220,16 +223,18 @@ def ceiling_case(server: ServerProcess, sample: dict[str, str], requests: int) -
 def end_to_end(
     kind: str, url: str, records: int, cap_s: float, *, count_calls: bool = False
 ) -> dict[str, Any]:
-    """One run of ``end_to_end.py`` in a fresh process."""
+    """One run of ``end_to_end.py`` in a fresh process (``sync-warm``: connected before logging)."""
+    exporter = kind.removesuffix("-warm")
     argv = [
         sys.executable,
         str(HERE / "end_to_end.py"),
         "--exporter",
-        kind,
+        exporter,
+        *(["--warm"] if kind.endswith("-warm") else []),
         "--url",
         url,
         "--stream",
-        f"bench:e2e:{kind}",
+        f"bench:e2e:{exporter}",
         "--records",
         str(records),
         "--max-seconds",
@@ -250,6 +255,8 @@ def ratios(numerator: Case, denominator: Case) -> list[float]:
 
 
 def span(values: Sequence[float]) -> str:
+    if values and all(isinstance(value, int) for value in values):
+        return f"{min(values)}..{max(values)}"
     return f"{min(values):.2f}..{max(values):.2f}" if values else "-"
 
 
@@ -404,12 +411,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for case in cases:
                 case.close()
 
-            e2e: dict[str, list[dict[str, Any]]] = {"null": [], "sync": [], "async": []}
+            e2e: dict[str, list[dict[str, Any]]] = {kind: [] for kind in E2E_KINDS}
             memory: list[dict[str, Any]] = []
             if not args.no_e2e:
                 e2e_cap = profile.case_cap_s * 3
                 for round_index in range(profile.e2e_rounds):
-                    order = ["null", "sync", "async"]
+                    order = list(E2E_KINDS)
                     shift = round_index % len(order)
                     for kind in order[shift:] + order[:shift]:
                         e2e[kind].append(end_to_end(kind, url, profile.e2e_records, e2e_cap))
@@ -480,14 +487,14 @@ def report(
     target_rows = []
     e2e_rows: dict[str, Any] = {}
     if e2e["null"]:
-        for kind in ("sync", "async"):
+        for kind in E2E_KINDS[1:]:
             rate_ratios = [
                 run["rate"] / null["rate"] for run, null in zip(e2e[kind], e2e["null"], strict=False)
             ]
             targets.append((f"end to end: logging rate {kind} / null", rate_ratios, 0.85))
             e2e_rows[kind] = rate_ratios
     print()
-    header = f"{'target':<40} {'median':>7} {'rounds':>12} {'goal':>7}  met"
+    header = f"{'target':<44} {'median':>7} {'rounds':>12} {'goal':>7}  met"
     print(header)
     print("-" * len(header))
     for label, values, goal in targets:
@@ -496,7 +503,7 @@ def report(
         met = median > goal if strict else median >= goal
         sign = ">" if strict else ">="
         goal_text = sign + format(goal, "g")
-        print(f"{label:<40} {median:>7.2f} {span(values):>12} {goal_text:>7}  {'yes' if met else 'NO'}")
+        print(f"{label:<44} {median:>7.2f} {span(values):>12} {goal_text:>7}  {'yes' if met else 'NO'}")
         target_rows.append(
             {
                 "target": label,
@@ -507,6 +514,14 @@ def report(
                 "met": met,
             }
         )
+    for kind in ("sync", "sync-warm") if e2e["null"] else ():
+        drops = [run["dropped"] for run in e2e[kind]]
+        met = max(drops) == 0
+        label = f"end to end: records dropped, {kind}"
+        print(
+            f"{label:<44} {'max ' + str(max(drops)):>7} {span(drops):>12} {'0':>7}  {'yes' if met else 'NO'}"
+        )
+        target_rows.append({"target": label, "median": max(drops), "per_round": drops, "goal": 0, "met": met})
 
     if e2e["null"]:
         print()
@@ -521,7 +536,7 @@ def report(
         )
         print(header)
         print("-" * len(header))
-        for kind in ("null", "sync", "async"):
+        for kind in E2E_KINDS:
             runs = e2e[kind]
             rate = statistics.median(run["rate"] for run in runs)
             versus = statistics.median(e2e_rows[kind]) if kind in e2e_rows else 1.0
