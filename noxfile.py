@@ -40,7 +40,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".[hiredis,orjson]", "mypy")  # the extras type the optional fast paths
     session.run("mypy", "src")
 
 
