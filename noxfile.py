@@ -50,7 +50,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[otlp]", "mypy")
+    session.install("-e", ".[otlp,hiredis,orjson]", "mypy")  # the extras type the optional paths
     session.run("mypy", "src")
 
 
@@ -66,3 +66,15 @@ def soak(session: nox.Session) -> None:
     """Log flat out for a fixed time (default 60 s per mode) and balance the books."""
     session.install("-e", ".[hiredis]", *TEST_DEPS)
     session.run("python", "tests/soak.py", *(session.posargs or ["--seconds", "60"]))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark (not a default session): `nox -s bench`, or `nox -s bench -- --quick` (< 1 min).
+
+    Needs Debian's redis-server and redis-tools (redis-benchmark); prints a table and writes
+    bench-results.json.
+    """
+    # trustme: the ServerProcess of tests/servers.py, which starts the server, imports it.
+    session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http", "trustme")
+    session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -20,14 +20,15 @@ import base64
 import contextlib
 import dataclasses
 import json
+import json.encoder
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.trace import format_span_id, format_trace_id
 
 from ._keys import StreamKeyTemplate
 
@@ -50,7 +51,52 @@ FLAT = "flat"
 
 Fields = dict[str, str]
 
-_dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode
+_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False)
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """``_ENCODER.encode`` without its per-call set-up: the C encoder, built once.
+
+    Same output as ``json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))``;
+    no cycle check, as every value handed to it is flat or has been through ``_Sanitizer``.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    iterencode = make(
+        None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    join = "".join
+
+    def dumps(value: Any) -> str:
+        return join(iterencode(value, 0))
+
+    return dumps
+
+
+_dumps = _make_dumps()
+
+# With the ``orjson`` extra, flat attribute maps are encoded by orjson where its output is the
+# stdlib's to the byte: ASCII text without DEL, ints of at most 64 bits, floats in the range
+# where both write plain decimals (see ``_flat``). Everything else keeps the stdlib encoder.
+_fast_dumps: Callable[[Any], bytes] | None
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # the extra is not installed
+    _fast_dumps = None
+else:
+    _fast_dumps = _orjson_dumps
+
+# _flat's verdicts.
+_NOT_FLAT = 0
+_FLAT = 1  # the C encoder writes it exactly
+_FLAT_ORJSON = 2  # ... and so does orjson, if its output is ASCII without DEL
+# Python's float repr, and orjson, write plain decimals (no exponent) in this range.
+_PLAIN_FLOAT_MIN = 1e-4
+_PLAIN_FLOAT_MAX = 1e16
+
+# Decimal text of small numbers (severity numbers, trace flags), without a str() call per record.
+_DECIMAL = tuple(str(number) for number in range(256))
 
 
 def _str_of(value: Any) -> str:
@@ -159,8 +205,87 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def _hex_ids(trace_id: int, span_id: int) -> tuple[str, str]:
+    """32 and 16 lowercase hex digits (``bytes.hex`` is twice as fast as a format spec)."""
+    try:
+        return trace_id.to_bytes(16, "big").hex(), span_id.to_bytes(8, "big").hex()
+    except (OverflowError, AttributeError, TypeError):  # not a valid id: as format() writes it
+        return f"{trace_id:032x}", f"{span_id:016x}"
+
+
+def _flat(mapping: dict[Any, Any], limit: int) -> int:
+    """Whether ``json`` encodes ``mapping`` exactly as the sanitizer would leave it.
+
+    That is: str keys, and values that are str (not longer than ``limit``), int, bool, None,
+    finite floats, or lists and tuples of those (``_FLAT``; ``_FLAT_ORJSON`` when every float is
+    also one orjson writes the same way). Anything else is ``_NOT_FLAT``: the sanitizer's path.
+    """
+    verdict = _FLAT_ORJSON
+    for key, value in mapping.items():
+        if type(key) is not str:
+            return _NOT_FLAT
+        kind = type(value)
+        if kind is str:
+            if len(value) > limit:
+                return _NOT_FLAT
+        elif kind is int or kind is bool or value is None:
+            continue
+        elif kind is float:
+            if value - value != 0.0:  # inf - inf and nan - nan are nan
+                return _NOT_FLAT
+            if value and not _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_MAX:
+                verdict = _FLAT
+        elif kind is tuple or kind is list:
+            for item in value:
+                kind = type(item)
+                if kind is str:
+                    if len(item) > limit:
+                        return _NOT_FLAT
+                elif kind is float:
+                    if item - item != 0.0:
+                        return _NOT_FLAT
+                    if item and not _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX:
+                        verdict = _FLAT
+                elif not (kind is int or kind is bool or item is None):
+                    return _NOT_FLAT
+        else:
+            return _NOT_FLAT
+    return verdict
+
+
+def _plain_dict(attributes: Any) -> dict[Any, Any] | None:
+    """The attributes as a dict to read without copying, or None to go through the Mapping API.
+
+    The SDK's ``BoundedAttributes`` iterates over a copy made under its lock; once it is
+    immutable (as on every emitted log record) its inner dict can be read as it is.
+    """
+    if type(attributes) is dict:
+        return attributes
+    if type(attributes) is BoundedAttributes:
+        inner = getattr(attributes, "_dict", None)
+        if type(inner) is dict:
+            return inner if getattr(attributes, "_immutable", False) else dict(inner)
+    return None
+
+
 def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list[str]) -> str:
     """A JSON object of ``attributes``; names of values cut to ``limit`` are appended to ``truncated``."""
+    plain = _plain_dict(attributes)
+    if plain is not None:
+        try:
+            verdict = _flat(plain, limit)
+        except RuntimeError:  # changed while being read: take the copying path below
+            verdict = _NOT_FLAT
+        if verdict == _FLAT_ORJSON and _fast_dumps is not None:
+            try:
+                encoded = _fast_dumps(plain)
+            except TypeError:  # an int past 64 bits, a lone surrogate
+                pass
+            else:
+                if encoded.isascii() and b"\x7f" not in encoded:
+                    return encoded.decode("ascii")
+        if verdict != _NOT_FLAT:
+            return _dumps(plain)
     sanitizer = _Sanitizer(limit)
     out: dict[str, Any] = {}
     for raw_key, value in attributes.items():
@@ -228,7 +353,13 @@ def uid_prefix(time_ms: int, randomness: int) -> str:
 
 
 class BatchEncoder:
-    """Encodes one batch: resources and scopes are encoded once per batch, not once per record."""
+    """Encodes one batch: resources and scopes are encoded once per batch, not once per record.
+
+    ``encode`` is the hot path of every export: one loop over the records with the common case
+    (a str body, flat attributes, a span context) inline and everything else handed to
+    ``encode_body`` / ``encode_attributes``. Its output is the entry layout of the README, field
+    order included.
+    """
 
     def __init__(self, template: StreamKeyTemplate, max_value_length: int) -> None:
         self._template = template
@@ -236,7 +367,8 @@ class BatchEncoder:
         self._resources: dict[int, _ResourcePart] = {}
         self._scopes: dict[int, Fields] = {}
 
-    def encode(
+    # One function on purpose: a call per record would cost more than splitting it reads better.
+    def encode(  # noqa: PLR0915
         self, batch: Iterable[ReadableLogRecord], now_ns: int, uid_prefix: str | None = None
     ) -> dict[str, list[Fields]]:
         """Stream key -> the entries for it, in batch order.
@@ -244,16 +376,75 @@ class BatchEncoder:
         With ``uid_prefix`` (see ``uid_prefix()``), every entry gets a ``log.record.uid``.
         """
         out: dict[str, list[Fields]] = {}
+        limit = self._limit
+        decimal = _DECIMAL
+        # Keyed by id() of objects the batch keeps alive, so only valid for this call:
+        # (resource, scope) -> the fields every such record ends with, and its key's entry list;
+        # severity number -> its decimal text.
+        tails: dict[tuple[int, int], tuple[Fields, list[Fields]]] = {}
+        severities: dict[int, str] = {}
         for index, record in enumerate(batch):
-            part = self._resource(record.resource)
+            log = record.log_record
+            resource = record.resource
+            scope = record.instrumentation_scope
+            pair = (id(resource), id(scope))
+            tail = tails.get(pair)
+            if tail is None:
+                tail = tails[pair] = self._tail(record, out)
+            observed = log.observed_timestamp or log.timestamp or now_ns
+            timestamp = log.timestamp or observed
             fields: Fields = {"v": SCHEMA_VERSION}
             if uid_prefix is not None:
                 fields[UID_FIELD] = record_uid(uid_prefix, index)
-            self._record(record, fields, now_ns)
-            fields.update(self._scope(record))
-            fields.update(part.fields)
-            out.setdefault(part.key, []).append(fields)
+            fields["timestamp"] = str(timestamp)
+            fields["observed_timestamp"] = str(observed)
+            severity = log.severity_number
+            if severity is not None:
+                text = severities.get(id(severity))
+                if text is None:
+                    text = severities[id(severity)] = str(severity.value)
+                fields["severity_number"] = text
+            severity_text = log.severity_text
+            if severity_text:
+                fields["severity_text"] = (
+                    severity_text if severity_text.isascii() else safe_text(severity_text)
+                )
+            truncated: list[str] = []
+            body = log.body
+            if type(body) is str and len(body) <= limit and body.isascii():
+                fields["body"] = body
+            elif body is not None:
+                encode_body(body, limit, fields, truncated)
+            trace_id = log.trace_id
+            span_id = log.span_id
+            if trace_id and span_id:
+                fields["trace_id"], fields["span_id"] = _hex_ids(trace_id, span_id)
+                flags = log.trace_flags or 0
+                small = isinstance(flags, int) and 0 <= flags < 256
+                fields["trace_flags"] = decimal[flags] if small else str(int(flags))
+            event_name = getattr(log, "event_name", None)
+            if event_name:
+                fields["event_name"] = safe_text(event_name)
+            attributes = log.attributes
+            if attributes:
+                fields["attributes"] = encode_attributes(attributes, limit, truncated)
+            dropped = (
+                attributes.dropped if type(attributes) is BoundedAttributes else record.dropped_attributes
+            )
+            if dropped:
+                fields["dropped_attributes_count"] = str(dropped)
+            if truncated:
+                fields["truncated"] = _dumps(truncated)
+            fields.update(tail[0])
+            tail[1].append(fields)
         return out
+
+    def _tail(self, record: ReadableLogRecord, out: dict[str, list[Fields]]) -> tuple[Fields, list[Fields]]:
+        """Scope and resource fields of ``record`` (in entry order), and the entry list of its key."""
+        part = self._resource(record.resource)
+        fields = dict(self._scope(record))
+        fields.update(part.fields)
+        return fields, out.setdefault(part.key, [])
 
     def _resource(self, resource: Resource | None) -> _ResourcePart:
         cached = self._resources.get(id(resource))
@@ -284,32 +475,6 @@ class BatchEncoder:
                 fields["scope.attributes"] = encode_attributes(scope.attributes, self._limit, [])
         self._scopes[id(scope)] = fields
         return fields
-
-    def _record(self, record: ReadableLogRecord, fields: Fields, now_ns: int) -> None:
-        log = record.log_record
-        observed = log.observed_timestamp or log.timestamp or now_ns
-        fields["timestamp"] = str(log.timestamp or observed)
-        fields["observed_timestamp"] = str(observed)
-        if log.severity_number is not None:
-            fields["severity_number"] = str(log.severity_number.value)
-        if log.severity_text:
-            fields["severity_text"] = safe_text(log.severity_text)
-        truncated: list[str] = []
-        encode_body(log.body, self._limit, fields, truncated)
-        if log.trace_id and log.span_id:
-            fields["trace_id"] = format_trace_id(log.trace_id)
-            fields["span_id"] = format_span_id(log.span_id)
-            fields["trace_flags"] = str(int(log.trace_flags or 0))
-        event_name = getattr(log, "event_name", None)
-        if event_name:
-            fields["event_name"] = safe_text(event_name)
-        if log.attributes:
-            fields["attributes"] = encode_attributes(log.attributes, self._limit, truncated)
-        dropped = record.dropped_attributes
-        if dropped:
-            fields["dropped_attributes_count"] = str(dropped)
-        if truncated:
-            fields["truncated"] = _dumps(truncated)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,577 @@
+"""The benchmark: this exporter side by side with the alternatives, on the same records, in one run.
+
+    nox -s bench                 # full run (a few minutes), table on stdout, figures in bench-results.json
+    nox -s bench -- --quick      # under a minute, for CI
+    python benchmarks/bench.py --help
+
+It starts its own redis-server (Debian's, on a free 127.0.0.1 port) and its own OTLP/HTTP receiver
+(another process on 127.0.0.1 that answers 200). Every case exports the same prebuilt batches of real
+SDK log records (see ``workload.py``). Rounds are interleaved (every case once per round, the order
+rotated each round) after one warm-up round that is not counted; the table shows medians over the
+rounds, and every ratio is computed within a round and then its median taken. Every loop is bounded
+in count and in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "tests"))  # ServerProcess, free_port
+
+import redis  # noqa: E402
+from opentelemetry.sdk._logs import ReadableLogRecord  # noqa: E402
+from opentelemetry.sdk._logs.export import LogRecordExportResult  # noqa: E402
+
+from otel_redis_exporter import RedisLogExporter  # noqa: E402
+from otel_redis_exporter._encoding import BatchEncoder  # noqa: E402
+from otel_redis_exporter._keys import StreamKeyTemplate  # noqa: E402
+
+from servers import ServerProcess, server_binary  # noqa: E402
+from workload import batches, make_records  # noqa: E402
+
+MAXLEN = 100_000  # the exporter's default trim, used by every Redis case
+BATCH = 512  # the SDK's default max_export_batch_size
+PIPELINE_DEPTH = 256  # redis-benchmark -P
+# End to end: the reference, then this exporter connecting on its first export (as in an
+# application that logs a burst at start), already connected, and the async path.
+E2E_KINDS = ("null", "sync", "sync-warm", "async")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much work one run does; every count is also a bound."""
+
+    records: int  # records per throughput case and round
+    small_records: int  # records for the scaling cases (attributes, body size, batch size)
+    tiny_batch_records: int  # records for batch sizes 1 and 8 (a round trip each)
+    rounds: int
+    ceiling_requests: int
+    e2e_records: int
+    e2e_rounds: int
+    case_cap_s: float  # one case in one round stops after this long
+    deadline_s: float  # no new round starts after this long
+
+
+FULL = Profile(
+    records=16_384,
+    small_records=4_096,
+    tiny_batch_records=1_024,
+    rounds=7,
+    ceiling_requests=200_000,
+    e2e_records=100_000,
+    e2e_rounds=5,
+    case_cap_s=20.0,
+    deadline_s=900.0,
+)
+QUICK = Profile(
+    records=4_096,
+    small_records=1_024,
+    tiny_batch_records=256,
+    rounds=3,
+    ceiling_requests=50_000,
+    e2e_records=20_000,
+    e2e_rounds=2,
+    case_cap_s=5.0,
+    deadline_s=40.0,
+)
+
+
+# --------------------------------------------------------------------------
+# cases
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """One way of getting records into a store; ``run`` returns (records written, seconds)."""
+
+    name: str
+    label: str
+    group: str
+    run: Callable[[float], tuple[int, float]]
+    close: Callable[[], None] = lambda: None
+    rates: list[float] = field(default_factory=list)  # records/s, one per counted round
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates) if self.rates else 0.0
+
+
+def timed_batches(
+    export: Callable[[list[ReadableLogRecord]], bool], work: Sequence[list[ReadableLogRecord]], cap_s: float
+) -> tuple[int, float]:
+    """Export every batch (stop early after ``cap_s``); fail loudly if an export fails."""
+    done = 0
+    start = time.perf_counter()
+    for batch in work:
+        if not export(batch):
+            raise RuntimeError("an export failed during the benchmark")
+        done += len(batch)
+        if time.perf_counter() - start > cap_s:
+            break
+    return done, time.perf_counter() - start
+
+
+def exporter_case(
+    name: str, label: str, group: str, url: str, work: Sequence[list[ReadableLogRecord]], **kwargs: Any
+) -> Case:
+    exporter = RedisLogExporter(url=url, maxlen=MAXLEN, **kwargs)
+
+    def export(batch: list[ReadableLogRecord]) -> bool:
+        return exporter.export(batch) is LogRecordExportResult.SUCCESS
+
+    return Case(name, label, group, lambda cap: timed_batches(export, work, cap), exporter.shutdown)
+
+
+def naive_case(url: str, work: Sequence[list[ReadableLogRecord]]) -> Case:
+    """The same entries (our encoder), written the way a hand-written handler does: one XADD each."""
+    client = redis.Redis.from_url(url)
+    encoder_template = StreamKeyTemplate.parse("bench:naive")
+
+    def export(batch: list[ReadableLogRecord]) -> bool:
+        entries = BatchEncoder(encoder_template, 65536).encode(batch, time.time_ns())
+        for key, fields_list in entries.items():
+            for fields in fields_list:
+                client.xadd(key, fields, maxlen=MAXLEN, approximate=True)  # type: ignore[arg-type]
+        return True
+
+    return Case(
+        "naive",
+        "naive loop: one XADD round trip per record",
+        "alternatives",
+        lambda cap: timed_batches(export, work, cap),
+        client.close,
+    )
+
+
+def otlp_case(endpoint: str, work: Sequence[list[ReadableLogRecord]]) -> Case:
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # noqa: PLC0415
+
+    exporter = OTLPLogExporter(endpoint=endpoint, timeout=10)
+
+    def export(batch: list[ReadableLogRecord]) -> bool:
+        return exporter.export(batch) is LogRecordExportResult.SUCCESS
+
+    return Case(
+        "otlp",
+        "OTLP/HTTP exporter to a loopback receiver",
+        "alternatives",
+        lambda cap: timed_batches(export, work, cap),
+        exporter.shutdown,
+    )
+
+
+def ceiling_case(server: ServerProcess, sample: dict[str, str], requests: int) -> Case:
+    """redis-benchmark, one connection, 256-deep pipeline, XADD of an entry like ours."""
+    binary = Path(server_binary("redis") or "redis-server").with_name("redis-benchmark")
+    argv = [
+        str(binary),
+        "-h",
+        server.host,
+        "-p",
+        str(server.port),
+        "-c",
+        "1",
+        "-P",
+        str(PIPELINE_DEPTH),
+        "-n",
+        str(requests),
+        "--csv",
+        "XADD",
+        "bench:ceiling",
+        "MAXLEN",
+        "~",
+        str(MAXLEN),
+        "*",
+        *(item for pair in sample.items() for item in pair),
+    ]
+
+    def run(cap: float) -> tuple[int, float]:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=cap + 30, check=True)
+        # The command's text is the first CSV column, unescaped: read the 7 numbers from the right.
+        last = out.stdout.strip().splitlines()[-1]
+        rps = float(last.rsplit(",", 7)[1].strip('"'))
+        return requests, requests / rps
+
+    return Case(
+        "ceiling", f"server ceiling: redis-benchmark -c 1 -P {PIPELINE_DEPTH} XADD", "alternatives", run
+    )
+
+
+# --------------------------------------------------------------------------
+# end to end
+# --------------------------------------------------------------------------
+
+
+def end_to_end(
+    kind: str, url: str, records: int, cap_s: float, *, count_calls: bool = False
+) -> dict[str, Any]:
+    """One run of ``end_to_end.py`` in a fresh process (``sync-warm``: connected before logging)."""
+    exporter = kind.removesuffix("-warm")
+    argv = [
+        sys.executable,
+        str(HERE / "end_to_end.py"),
+        "--exporter",
+        exporter,
+        *(["--warm"] if kind.endswith("-warm") else []),
+        "--url",
+        url,
+        "--stream",
+        f"bench:e2e:{exporter}",
+        "--records",
+        str(records),
+        "--max-seconds",
+        str(cap_s),
+        *(["--count-calls"] if count_calls else []),
+    ]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=cap_s + 60, check=True, cwd=HERE)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+# --------------------------------------------------------------------------
+# reporting
+# --------------------------------------------------------------------------
+
+
+def ratios(numerator: Case, denominator: Case) -> list[float]:
+    return [a / b for a, b in zip(numerator.rates, denominator.rates, strict=False) if b]
+
+
+def span(values: Sequence[float]) -> str:
+    if values and all(isinstance(value, int) for value in values):
+        return f"{min(values)}..{max(values)}"
+    return f"{min(values):.2f}..{max(values):.2f}" if values else "-"
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = {}
+    for package in (
+        "redis",
+        "hiredis",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp-proto-http",
+        "orjson",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    server = subprocess.run(
+        [server_binary("redis") or "redis-server", "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "server": server,
+        "packages": versions,
+    }
+
+
+@contextlib.contextmanager
+def otlp_receiver() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "otlp_receiver.py"), "--max-seconds", "1800"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}/v1/logs"
+    finally:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a run of under a minute (CI)")
+    parser.add_argument("--rounds", type=int, help="counted rounds (default: 7, quick: 3)")
+    parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end case")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
+    rounds = args.rounds or profile.rounds
+    warnings.simplefilter("ignore", DeprecationWarning)
+    began = time.monotonic()
+
+    print(f"building records ({profile.records} per case)...", file=sys.stderr)
+    main_records = make_records(profile.records)
+    work = batches(main_records, BATCH)
+    work8 = batches(make_records(profile.records, services=8), BATCH)
+    scaling_sets = {
+        "attributes=0": make_records(profile.small_records, attributes=0),
+        "attributes=10": make_records(profile.small_records, attributes=10),
+        "attributes=50": make_records(profile.small_records, attributes=50),
+        "body=100B": make_records(profile.small_records, body_size=100),
+        "body=10KB": make_records(profile.small_records, body_size=10_000),
+    }
+    encoded = BatchEncoder(StreamKeyTemplate.parse("x"), 65536).encode(main_records[:1], time.time_ns())
+    sample = encoded["x"][0]
+    entry_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in sample.items())
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, otlp_receiver() as endpoint:
+        binary = server_binary("redis")
+        if binary is None or not Path(binary).with_name("redis-benchmark").exists():
+            print("redis-server or redis-benchmark not found (apt-get install redis-server)", file=sys.stderr)
+            return 2
+        server = ServerProcess(binary, tmp, name="bench").start()
+        try:
+            url = server.url
+            cases = [
+                exporter_case("sync", "this exporter, sync", "main", url, work, stream="bench:sync"),
+                exporter_case(
+                    "async", "this exporter, async", "main", url, work, stream="bench:async", mode="async"
+                ),
+                naive_case(url, work),
+                otlp_case(endpoint, work),
+                ceiling_case(server, sample, profile.ceiling_requests),
+                exporter_case(
+                    "sync8",
+                    "sync, 8 templated streams",
+                    "main",
+                    url,
+                    work8,
+                    stream="bench:sync8:{service.name}",
+                ),
+                exporter_case(
+                    "async8",
+                    "async, 8 templated streams",
+                    "main",
+                    url,
+                    work8,
+                    stream="bench:async8:{service.name}",
+                    mode="async",
+                ),
+            ]
+            for size in (1, 8, 64, 512, 4096):
+                count = profile.tiny_batch_records if size < 64 else profile.records
+                cases.append(
+                    exporter_case(
+                        f"batch={size}",
+                        f"sync, batch size {size}",
+                        "batch size",
+                        url,
+                        batches(main_records[:count], size),
+                        stream="bench:scale",
+                    )
+                )
+            for name, records in scaling_sets.items():
+                group = "attributes" if name.startswith("attr") else "body size"
+                cases.append(
+                    exporter_case(
+                        name, f"sync, {name}", group, url, batches(records, BATCH), stream="bench:scale"
+                    )
+                )
+
+            counted = 0
+            for round_index in range(rounds + 1):
+                if round_index > 1 and time.monotonic() - began > profile.deadline_s:
+                    print(f"deadline reached after {counted} counted rounds", file=sys.stderr)
+                    break
+                shift = round_index % len(cases)
+                for case in cases[shift:] + cases[:shift]:
+                    done, seconds = case.run(profile.case_cap_s)
+                    if round_index > 0:  # round 0 warms up: connections, caches, streams up to MAXLEN
+                        case.rates.append(done / seconds)
+                if round_index > 0:
+                    counted += 1
+                print(f"round {round_index}/{rounds} done", file=sys.stderr)
+            for case in cases:
+                case.close()
+
+            e2e: dict[str, list[dict[str, Any]]] = {kind: [] for kind in E2E_KINDS}
+            memory: list[dict[str, Any]] = []
+            if not args.no_e2e:
+                e2e_cap = profile.case_cap_s * 3
+                for round_index in range(profile.e2e_rounds):
+                    order = list(E2E_KINDS)
+                    shift = round_index % len(order)
+                    for kind in order[shift:] + order[:shift]:
+                        e2e[kind].append(end_to_end(kind, url, profile.e2e_records, e2e_cap))
+                    print(f"end-to-end round {round_index + 1}/{profile.e2e_rounds} done", file=sys.stderr)
+                for factor in (1, 4):
+                    # Not timed against the null exporter, so these runs also count socket calls.
+                    records = profile.e2e_records * factor
+                    memory.append(end_to_end("sync", url, records, e2e_cap * factor, count_calls=True))
+        finally:
+            server.stop()
+
+    results = report(
+        cases=cases,
+        e2e=e2e,
+        memory=memory,
+        profile=profile,
+        rounds=rounds,
+        entry_bytes=entry_bytes,
+        quick=args.quick,
+    )
+    results["machine"] = machine()
+    results["elapsed_s"] = time.monotonic() - began
+    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nfigures written to {args.json} ({results['elapsed_s']:.0f} s)")
+    return 0
+
+
+def report(
+    *,
+    cases: list[Case],
+    e2e: dict[str, list[dict[str, Any]]],
+    memory: list[dict[str, Any]],
+    profile: Profile,
+    rounds: int,
+    entry_bytes: int,
+    quick: bool,
+) -> dict[str, Any]:
+    by_name = {case.name: case for case in cases}
+    sync = by_name["sync"]
+    counted = len(sync.rates)
+    print()
+    print(
+        f"records: {profile.records} per case and round, batches of {BATCH}, entry ~{entry_bytes} bytes; "
+        f"{counted} counted rounds{' (quick)' if quick else ''}"
+    )
+    print()
+    header = f"{'case':<46} {'records/s':>11} {'us/record':>10} {'x sync':>7}  per-round x sync"
+    print(header)
+    print("-" * len(header))
+    last_group = None
+    for case in cases:
+        if case.group != last_group and last_group is not None:
+            print()
+        last_group = case.group
+        versus = ratios(case, sync)
+        print(
+            f"{case.label:<46} {case.median:>11,.0f} {1e6 / case.median if case.median else 0:>10.2f} "
+            f"{statistics.median(versus) if versus else 0:>7.2f}  {span(versus)}"
+        )
+
+    targets = [
+        ("sync / OTLP-HTTP", ratios(sync, by_name["otlp"]), 4.0),
+        ("sync / naive loop", ratios(sync, by_name["naive"]), 8.0),
+        ("sync / server ceiling", ratios(sync, by_name["ceiling"]), 0.4),
+        ("async / sync, one stream", ratios(by_name["async"], sync), 0.8),
+        ("async / sync, 8 streams", ratios(by_name["async8"], by_name["sync8"]), 1.0),
+    ]
+    target_rows = []
+    e2e_rows: dict[str, Any] = {}
+    if e2e["null"]:
+        for kind in E2E_KINDS[1:]:
+            rate_ratios = [
+                run["rate"] / null["rate"] for run, null in zip(e2e[kind], e2e["null"], strict=False)
+            ]
+            targets.append((f"end to end: logging rate {kind} / null", rate_ratios, 0.85))
+            e2e_rows[kind] = rate_ratios
+    print()
+    header = f"{'target':<44} {'median':>7} {'rounds':>12} {'goal':>7}  met"
+    print(header)
+    print("-" * len(header))
+    for label, values, goal in targets:
+        median = statistics.median(values) if values else 0.0
+        strict = label.startswith("async / sync, 8")
+        met = median > goal if strict else median >= goal
+        sign = ">" if strict else ">="
+        goal_text = sign + format(goal, "g")
+        print(f"{label:<44} {median:>7.2f} {span(values):>12} {goal_text:>7}  {'yes' if met else 'NO'}")
+        target_rows.append(
+            {
+                "target": label,
+                "median": median,
+                "per_round": values,
+                "goal": goal,
+                "strict": strict,
+                "met": met,
+            }
+        )
+    for kind in ("sync", "sync-warm") if e2e["null"] else ():
+        drops = [run["dropped"] for run in e2e[kind]]
+        met = max(drops) == 0
+        label = f"end to end: records dropped, {kind}"
+        print(
+            f"{label:<44} {'max ' + str(max(drops)):>7} {span(drops):>12} {'0':>7}  {'yes' if met else 'NO'}"
+        )
+        target_rows.append({"target": label, "median": max(drops), "per_round": drops, "goal": 0, "met": met})
+
+    if e2e["null"]:
+        print()
+        print(
+            "end to end: stdlib logging -> LoggingHandler -> BatchLogRecordProcessor (defaults: queue "
+            f"2048, batch 512) -> exporter; {profile.e2e_records} records per run, "
+            f"medians of {len(e2e['null'])} runs"
+        )
+        header = (
+            f"{'exporter':<10} {'records/s':>10} {'x null':>7} {'dropped*':>8} "
+            f"{'export ms (median/max)':>23} {'peak RSS MiB':>13}"
+        )
+        print(header)
+        print("-" * len(header))
+        for kind in E2E_KINDS:
+            runs = e2e[kind]
+            rate = statistics.median(run["rate"] for run in runs)
+            versus = statistics.median(e2e_rows[kind]) if kind in e2e_rows else 1.0
+            dropped = max(run["dropped"] for run in runs)
+            export_ms = statistics.median(run["export_ms_median"] for run in runs)
+            export_max = max(run["export_ms_max"] for run in runs)
+            rss = statistics.median(run["peak_rss_kib"] for run in runs) / 1024
+            print(
+                f"{kind:<10} {rate:>10,.0f} {versus:>7.2f} {dropped:>8} "
+                f"{f'{export_ms:.1f} / {export_max:.1f}':>23} {rss:>13.1f}"
+            )
+        print()
+        print("* the most records any one run dropped; every run's figures are in the JSON")
+        print()
+        for run in memory:
+            calls = ", ".join(f"{n} {c:.1f}" for n, c in run.get("socket_calls_per_export", {}).items())
+            print(
+                f"peak RSS, sync, {run['logged']:>7} records logged: {run['peak_rss_kib'] / 1024:6.1f} MiB "
+                f"(before logging {run['baseline_rss_kib'] / 1024:.1f} MiB, dropped {run['dropped']}; "
+                f"socket calls per export: {calls})"
+            )
+
+    return {
+        "profile": profile.__dict__,
+        "rounds": rounds,
+        "entry_bytes": entry_bytes,
+        "cases": {
+            case.name: {"label": case.label, "group": case.group, "rates": case.rates, "median": case.median}
+            for case in cases
+        },
+        "targets": target_rows,
+        "end_to_end": e2e,
+        "memory": memory,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
