@@ -330,3 +330,17 @@ def test_any_value_round_trips_through_a_real_server(
     entry = decode_fields(fields, entry_id=entry_id)
     assert same(entry.body, body)
     assert same(dict(entry.attributes), attributes)
+
+
+def test_connecting_costs_no_extra_round_trips(
+    redis_url: str, redis_client: redis.Redis, exporter_factory: Callable[..., RedisLogExporter]
+) -> None:
+    """The exporter skips CLIENT SETINFO on connect: its first write is its first command."""
+
+    def setinfo_calls() -> int:
+        stats = redis_client.info("commandstats").get("cmdstat_client|setinfo", {})
+        return int(stats.get("calls", 0))
+
+    before = setinfo_calls()
+    assert exporter_factory(url=redis_url).export([make_record()]) is SUCCESS
+    assert setinfo_calls() == before
