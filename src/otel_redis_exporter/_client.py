@@ -20,14 +20,13 @@ from urllib.parse import urlsplit
 
 import redis
 import redis.asyncio
-import redis.connection
 import redis.asyncio.retry
+import redis.connection
 import redis.retry
 from redis.backoff import NoBackoff
 
 from ._config import Address, ExporterConfig
 from ._keys import key_slot
-
 
 # No CLIENT SETINFO on connect: two round trips less before the first write (which matters when
 # an application logs a burst at start) and no ACL permission to ask for. redis-py 8 takes
