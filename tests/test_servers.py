@@ -7,6 +7,8 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
+from conftest import on_tls_kinds
+
 from servers import Cluster, SentinelGroup, ServerProcess, StartServer, TlsMaterial, no_retry
 
 
@@ -41,6 +43,7 @@ def test_freeze_and_thaw(start_server: StartServer) -> None:
         assert conn.ping()
 
 
+@on_tls_kinds
 def test_tls_server_refuses_plain_tcp_and_accepts_ca(
     start_server: StartServer, tls_material: TlsMaterial
 ) -> None:
@@ -61,6 +64,7 @@ def test_tls_server_refuses_plain_tcp_and_accepts_ca(
         good.xadd("s", {"k": "v"})
 
 
+@on_tls_kinds
 def test_tls_mutual_auth(start_server: StartServer, tls_material: TlsMaterial) -> None:
     """With tls-auth-clients yes only a client presenting its certificate gets in."""
     proc: ServerProcess = start_server(tls=tls_material, tls_auth_clients="yes")
