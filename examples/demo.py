@@ -7,7 +7,8 @@ What happens:
 1. an HTTP service on 127.0.0.1 handles each request inside a span and logs a few lines with the
    stdlib ``logging`` module (one request in four fails and logs an exception);
 2. the logs travel LoggingHandler -> BatchLogRecordProcessor -> RedisLogExporter -> XADD;
-3. the demo reads the stream back and prints every request's logs, joined by trace id.
+3. the demo reads every request's logs back with ``RedisLogReader.by_trace`` (the exporter keeps
+   a per-trace index) and prints them.
 """
 
 from __future__ import annotations
@@ -20,20 +21,19 @@ import random
 import threading
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import redis
 from opentelemetry import propagate, trace
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
-from otel_redis_exporter import LogEntry, RedisLogExporter, decode_fields
+from otel_redis_exporter import RedisLogExporter, RedisLogReader
 
 STREAM = "demo:logs"
+TRACE_INDEX_TTL_S = 3600
 REQUESTS = 12
 
 log = logging.getLogger("demo.shop")
@@ -111,19 +111,6 @@ def run_service_and_send_requests() -> dict[str, int]:
     return statuses
 
 
-def logs_by_trace(url: str) -> dict[str, list[LogEntry]]:
-    """Read the whole stream and group the decoded entries by trace id."""
-    client = redis.Redis.from_url(url)
-    try:
-        grouped: dict[str, list[LogEntry]] = defaultdict(list)
-        for entry_id, fields in client.xrange(STREAM):
-            entry = decode_fields(fields, entry_id=entry_id.decode(), stream=STREAM)
-            grouped[entry.trace_id or "-"].append(entry)
-        return grouped
-    finally:
-        client.close()
-
-
 def main() -> None:
     """Run the service under tracing with logs exported to Redis, then print logs per trace."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -131,7 +118,9 @@ def main() -> None:
     trace.set_tracer_provider(TracerProvider(resource=resource))
     with redis_url() as url:
         provider = LoggerProvider(resource=resource)
-        provider.add_log_record_processor(BatchLogRecordProcessor(RedisLogExporter(url=url, stream=STREAM)))
+        # The trace index makes each lookup below cost two round trips, however long the stream.
+        exporter = RedisLogExporter(url=url, stream=STREAM, trace_index_ttl=TRACE_INDEX_TTL_S)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
         log.addHandler(handler)
         log.setLevel(logging.INFO)
@@ -139,20 +128,25 @@ def main() -> None:
         statuses = run_service_and_send_requests()
         provider.shutdown()  # flushes the batch processor: every record is in Redis now
 
-        grouped = logs_by_trace(url)
-        landed = sum(len(entries) for entries in grouped.values())
-        print(f"\n{len(statuses)} requests, {landed} log entries in stream {STREAM!r}\n")
-        for trace_id, status in statuses.items():
-            print(f"trace {trace_id}  HTTP {status}")
-            for entry in grouped.get(trace_id, []):
-                extra = ""
-                if "exception.type" in entry.attributes:
-                    extra = f"  [{entry.attributes['exception.type']}]"
-                print(f"    {entry.severity_text:<5} {entry.scope_name}: {entry.body}{extra}")
-        missing = [t for t in statuses if t not in grouped]
+        with RedisLogReader(url=url, stream=STREAM) as reader:
+            print(
+                f"\n{len(statuses)} requests, {reader.stats()[0].length} log entries in stream {STREAM!r}\n"
+            )
+            missing = []
+            for trace_id, status in statuses.items():
+                print(f"trace {trace_id}  HTTP {status}")
+                entries = reader.by_trace(trace_id)
+                if not entries:
+                    missing.append(trace_id)
+                for entry in entries:
+                    extra = ""
+                    if "exception.type" in entry.attributes:
+                        extra = f"  [{entry.attributes['exception.type']}]"
+                    print(f"    {entry.severity_text:<5} {entry.scope_name}: {entry.body}{extra}")
         if missing:
             raise SystemExit(f"no logs found for {len(missing)} traces: {missing}")
-        print(f"\nEvery request's logs were found by its trace id (redis-cli: XRANGE {STREAM} - +).")
+        print("\nEvery request's logs were found by its trace id.")
+        print(f"From a shell: otel-redis trace TRACE_ID --url REDIS_URL --stream {STREAM}")
 
 
 if __name__ == "__main__":
