@@ -8,12 +8,14 @@ marker; with ``CI=true`` a skipped ``server`` test fails the run instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+
+from otel_redis_exporter import RedisLogExporter
 
 from servers import (
     Cluster,
@@ -205,3 +207,29 @@ def _fresh_log_rate_limit() -> None:
     from otel_redis_exporter._log import rate_limit  # noqa: PLC0415
 
     rate_limit.reset()
+
+
+# --------------------------------------------------------------------------
+# exporters
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """Tests that take ``mode`` run on the exporter's sync and on its async path."""
+    return str(request.param)
+
+
+@pytest.fixture
+def exporter_factory(mode: str) -> Iterator[Callable[..., RedisLogExporter]]:
+    """Builds exporters in the current mode (or ``mode=``); shuts them all down after the test."""
+    made: list[RedisLogExporter] = []
+
+    def make(**kwargs: Any) -> RedisLogExporter:
+        exporter = RedisLogExporter(mode=kwargs.pop("mode", mode), **kwargs)
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.shutdown(timeout_millis=5_000)

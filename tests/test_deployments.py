@@ -9,11 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trustme
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from redis.cluster import ClusterNode, RedisCluster
@@ -33,27 +32,6 @@ MODES = ["sync", "async"]
 WRITER = ["~otel:*", "+xadd"]
 CLUSTER_WRITER = [*WRITER, "+cluster|slots", "+command", "+asking"]
 SENTINEL_READER = ["+sentinel|masters"]
-
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> str:
-    """Every test runs on the sync and on the async path."""
-    return str(request.param)
-
-
-@pytest.fixture
-def exporter_factory(mode: str) -> Iterator[Callable[..., RedisLogExporter]]:
-    """Builds exporters in the current mode; shuts them all down after the test."""
-    made: list[RedisLogExporter] = []
-
-    def make(**kwargs: Any) -> RedisLogExporter:
-        exporter = RedisLogExporter(mode=kwargs.pop("mode", mode), **kwargs)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown(timeout_millis=5_000)
 
 
 def acl_setuser(server: ServerProcess, user: str, password: str, rules: list[str]) -> None:

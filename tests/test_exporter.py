@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,27 +29,6 @@ from test_encoding import representable, same
 
 SUCCESS = LogRecordExportResult.SUCCESS
 FAILURE = LogRecordExportResult.FAILURE
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    """Every exporter test runs on the sync and on the async path."""
-    return str(request.param)
-
-
-@pytest.fixture
-def exporter_factory(mode: str) -> Iterator[Callable[..., RedisLogExporter]]:
-    """Builds exporters in the current mode and shuts every one of them down after the test."""
-    made: list[RedisLogExporter] = []
-
-    def make(**kwargs: Any) -> RedisLogExporter:
-        exporter = RedisLogExporter(mode=mode, **kwargs)
-        made.append(exporter)
-        return exporter
-
-    yield make
-    for exporter in made:
-        exporter.shutdown(timeout_millis=5_000)
 
 
 def entries(client: redis.Redis, key: str = "otel:logs") -> list[dict[str, str]]:

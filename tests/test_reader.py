@@ -406,12 +406,6 @@ def test_index_failure_does_not_fail_the_export(
     assert "trace index was not updated" in caplog.text
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    """The exporter's sync and async paths both write the index."""
-    return str(request.param)
-
-
 def test_by_trace_rejects_a_malformed_id(reader_factory: Callable[..., RedisLogReader]) -> None:
     """A trace id that is not 32 hex digits is a ValueError, before any I/O."""
     with pytest.raises(ValueError, match="32 hex digits"):

@@ -33,12 +33,6 @@ SCHEDULE_DELAY_MS = 20
 PACE_S = 0.002  # between records: ~500 records/s, far below what the pipeline sustains
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    """Every fault test runs on both paths."""
-    return str(request.param)
-
-
 class TimedExporter(LogRecordExporter):
     """Passes batches on and records how long each export took."""
 

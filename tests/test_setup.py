@@ -52,12 +52,6 @@ def handler_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     return str(request.param)
 
 
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    """Every server test runs on the exporter's sync and async paths."""
-    return str(request.param)
-
-
 def entries(client: redis.Redis, key: str = "otel:logs") -> list[dict[str, str]]:
     """Every entry's fields in stream order."""
     return [fields for _, fields in client.xrange(key)]
