@@ -79,6 +79,13 @@ def test_signal_specific_url_wins_over_generic_url() -> None:
         ("OTEL_EXPORTER_REDIS_TIMEOUT", "nan"),
         ("OTEL_EXPORTER_REDIS_LOGS_STREAM", "logs:{service.name"),
         ("OTEL_EXPORTER_REDIS_LOGS_MAX_VALUE_LENGTH", "3"),
+        ("OTEL_EXPORTER_REDIS_CLUSTER", "maybe"),
+        ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "0"),
+        ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "100000"),
+        ("OTEL_EXPORTER_REDIS_SENTINELS", "host:port"),
+        ("OTEL_EXPORTER_REDIS_SENTINELS", " , "),
+        ("OTEL_EXPORTER_REDIS_WAIT_REPLICAS", "-1"),
+        ("OTEL_EXPORTER_REDIS_CERTIFICATE", "/no/such/ca.pem"),
     ],
 )
 def test_invalid_environment_value_warns_and_uses_default(

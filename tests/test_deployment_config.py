@@ -63,28 +63,6 @@ def test_sentinels_argument_takes_a_string_or_pairs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("OTEL_EXPORTER_REDIS_CLUSTER", "maybe"),
-        ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "0"),
-        ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "100000"),
-        ("OTEL_EXPORTER_REDIS_SENTINELS", "host:port"),
-        ("OTEL_EXPORTER_REDIS_SENTINELS", " , "),
-        ("OTEL_EXPORTER_REDIS_WAIT_REPLICAS", "-1"),
-        ("OTEL_EXPORTER_REDIS_CERTIFICATE", "/no/such/ca.pem"),
-    ],
-)
-def test_invalid_environment_value_warns_and_uses_default(
-    variable: str, value: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A bad deployment variable is logged and the default is used."""
-    with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
-        config = resolve_config(environ={variable: value})
-    assert config == resolve_config(environ={})
-    assert variable in caplog.text
-
-
-@pytest.mark.parametrize(
     ("arguments", "allowed"),
     [
         ({"cluster": "yes"}, "True or False"),
