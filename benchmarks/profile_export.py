@@ -22,10 +22,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # ServerProcess
 
 from otel_redis_exporter import RedisLogExporter
+from otel_redis_exporter._client import make_pool
+from otel_redis_exporter._context import is_own
 from otel_redis_exporter._encoding import BatchEncoder
 from otel_redis_exporter._keys import StreamKeyTemplate
-from otel_redis_exporter._writer import _Progress, pack, xadd_commands
-from otel_redis_exporter.exporter import _is_own
+from otel_redis_exporter._write.attempt import outcome, pack, xadd_commands
 
 from servers import ServerProcess, server_binary
 from workload import batches, make_records
@@ -35,9 +36,7 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
     """Each stage of a sync export on its own, timed without a profiler (best of ``repeat``)."""
     config = exporter.config
     template = StreamKeyTemplate.parse(config.stream)
-    writer = exporter._sync_writer
-    assert writer is not None
-    pool = writer._pool
+    pool = make_pool(config)  # the sender's own pool is its business: the stages get one like it
     totals: dict[str, float] = {}
     round_trip_cpu = float("inf")
     for _ in range(repeat):
@@ -45,7 +44,7 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
         cpu = 0.0
         for batch in work:
             t0 = time.perf_counter()
-            kept = [record for record in batch if not _is_own(record)]
+            kept = [record for record in batch if not is_own(record)]
             t1 = time.perf_counter()
             entries = BatchEncoder(template, config.max_value_length).encode(kept, time.time_ns())
             t2 = time.perf_counter()
@@ -60,7 +59,7 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
             pool.release(connection)
             cpu += time.thread_time() - c4
             t5 = time.perf_counter()
-            _Progress().absorb(list(enumerate(commands)), replies)
+            outcome(list(enumerate(commands)), replies, len(commands))
             t6 = time.perf_counter()
             for name, seconds in zip(
                 STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True

@@ -341,7 +341,7 @@ def test_sentinel_failover_with_wait_replicas_keeps_every_exported_record(
 def test_wait_replicas_on_a_plain_master(
     start_server: StartServer, exporter_factory: Callable[..., RedisLogExporter]
 ) -> None:
-    """With one replica attached, wait_replicas=1 succeeds; wait_replicas=2 fails and says why."""
+    """With one replica attached, wait_replicas=1 succeeds; wait_replicas=2 is not confirmed and says why."""
     master = start_server()
     replica = start_server([f"replicaof {master.host} {master.port}"])
     wait_until(
@@ -352,12 +352,11 @@ def test_wait_replicas_on_a_plain_master(
     assert exporter_factory(url=master.url, wait_replicas=1).export([make_record("durable")]) is SUCCESS
     wait_until(lambda: replica.client().xlen("otel:logs") == 1, timeout=5, what="replicated entry")
 
-    started = time.monotonic()
+    exporter = exporter_factory(url=master.url, wait_replicas=2, timeout=1.5)
     with _captured_warnings() as records:
-        result = exporter_factory(url=master.url, wait_replicas=2, timeout=1.5).export([make_record()])
-    assert result is FAILURE
-    assert time.monotonic() - started < 10
-    assert "1 of the 2 replicas" in "\n".join(records)
+        assert exporter.export([make_record()]) is FAILURE
+        # WAIT gives up after its own timeout (under 1 s here); the sender then says why.
+        wait_until(lambda: "1 of the 2 replicas" in "\n".join(records), timeout=3, what="the WAIT warning")
 
 
 # --------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from otel_redis_exporter._encoding import (
     safe_text,
 )
 from otel_redis_exporter._keys import StreamKeyTemplate
-from otel_redis_exporter._writer import pack
+from otel_redis_exporter._write.attempt import pack
 
 from records import make_record, span_context
 from test_encoding import representable

@@ -296,6 +296,7 @@ def test_shutdown_during_an_outage_returns_in_time_and_reports_what_it_gave_up(
     stats = exporter.stats()
     print(f"shutdown during outage: {elapsed:.2f} s, gave up {stats.dropped}")
     assert elapsed < 1.5 + 2
-    assert stats.dropped == {"shutdown": 20}
+    # Sent to the frozen server before it froze for good: they may land when it wakes up.
+    assert stats.dropped == {"unconfirmed": 20}
     assert stats.buffered_records == 0
-    assert "gave up 20 buffered log records" in caplog.text
+    assert "gave up 20 log records" in caplog.text

@@ -9,11 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from otel_redis_exporter import configure_logging, decode_fields
+from otel_redis_exporter._context import instrumentation_suppressed
 from otel_redis_exporter._setup import ExcludeLoggersFilter, _unconfigure, make_handler, parse_level
-from otel_redis_exporter.exporter import _instrumentation_suppressed
 
 HANDLER_MODULE = "opentelemetry.instrumentation.logging.handler"
 
@@ -105,7 +106,7 @@ def test_filter_drops_the_exporter_and_sdk_loggers_and_their_children(name: str,
 def test_filter_drops_whatever_is_logged_during_an_export() -> None:
     """Any logger's record logged inside an export's context (redis-py's DEBUG lines) is dropped."""
     record = logging.LogRecord("redis.connection", logging.DEBUG, __file__, 1, "connected", None, None)
-    with _instrumentation_suppressed():
+    with instrumentation_suppressed():
         assert ExcludeLoggersFilter().filter(record) is False
     assert ExcludeLoggersFilter().filter(record) is True
 
@@ -305,3 +306,22 @@ def test_debug_lines_of_the_exporters_own_connections_are_not_exported(
         logging.getLogger("app").debug("detail %d", n)
         assert provider.force_flush(10_000)
     assert [fields["body"] for fields in entries(redis_client)] == ["detail 0", "detail 1", "detail 2"]
+
+
+def test_warnings_reach_stderr_when_only_opentelemetry_would_see_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Root has only OpenTelemetry's handler (as under opentelemetry-instrument): the warning is on stderr."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [make_handler(LoggerProvider(), logging.NOTSET)]
+    try:
+        logging.getLogger("otel_redis_exporter").warning("Redis is down for %s", "this test")
+        unseen = capsys.readouterr().err
+        root.handlers.append(logging.StreamHandler())  # a handler that shows it: no second copy
+        logging.getLogger("otel_redis_exporter").warning("Redis is down again for %s", "this test")
+        seen_elsewhere = capsys.readouterr().err
+    finally:
+        root.handlers = saved
+    assert "otel_redis_exporter: WARNING: Redis is down for this test" in unseen
+    assert seen_elsewhere.count("Redis is down again for this test") == 1

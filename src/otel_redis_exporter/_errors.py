@@ -82,6 +82,25 @@ def classify(error: BaseException) -> Outcome:
     return Outcome.REJECTED
 
 
+# redis-py's words for a connection that never opened: nothing was sent on it.
+_CONNECT_FAILURE = "connecting to"
+
+
+def maybe_landed(error: BaseException) -> bool:
+    """Whether a command that failed with ``error`` may still have been written by the server:
+    it was sent, but its reply never came (a lost connection, a read timeout), or the master took
+    it but too few replicas confirmed it (``WAIT``)."""
+    if isinstance(error, NotReplicatedError):
+        return True
+    if isinstance(error, SlotMovingError | rex.AuthenticationError | rex.ResponseError):
+        return False  # never sent, or answered with an error: not written
+    if type(error).__name__ == "MasterNotFoundError":
+        return False  # no master to send to
+    if isinstance(error, rex.ConnectionError | rex.TimeoutError | OSError | asyncio.TimeoutError):
+        return _CONNECT_FAILURE not in str(error)
+    return isinstance(error, asyncio.CancelledError)
+
+
 def error_type(error: BaseException) -> str:
     """A short, low-cardinality name for ``error`` (the ``error.type`` metric attribute)."""
     if isinstance(error, rex.ResponseError):

@@ -1,8 +1,14 @@
-"""The package's own logger, rate limited so a failing Redis cannot flood the application's logs."""
+"""The package's own logger, rate limited so a failing Redis cannot flood the application's logs.
+
+Its records are never exported (see ``_context``). Where OpenTelemetry's logging handler is the
+only one that would see them, as under ``opentelemetry-instrument``, nobody would: then its
+warnings go to stderr instead, as Python's last-resort handler would write them.
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +51,36 @@ class RateLimitFilter(logging.Filter):
         return True
 
 
+def _is_opentelemetry(handler: logging.Handler) -> bool:
+    return type(handler).__module__.startswith("opentelemetry")
+
+
+class StderrWhenUnseen(logging.Handler):
+    """Writes a warning to stderr when no handler but OpenTelemetry's would show it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._shown_elsewhere(record):
+            return
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+    def _shown_elsewhere(self, record: logging.LogRecord) -> bool:
+        current: logging.Logger | None = logging.getLogger(record.name)
+        while current is not None:
+            for handler in current.handlers:
+                if handler is not self and not _is_opentelemetry(handler) and record.levelno >= handler.level:
+                    return True
+            current = current.parent if current.propagate else None
+        return False
+
+
 logger = logging.getLogger("otel_redis_exporter")
 rate_limit = RateLimitFilter()
 logger.addFilter(rate_limit)
+logger.addHandler(StderrWhenUnseen())

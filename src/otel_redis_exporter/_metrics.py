@@ -6,9 +6,10 @@ Instruments (meter ``otel_redis_exporter``), with ``otel.component.type=redis_lo
 * ``otel.sdk.exporter.log.exported`` (counter, ``{log_record}``): records finished, written or
   given up; given-up records carry ``error.type`` (``buffer_full``, ``shutdown``, ``WRONGTYPE``...).
 * ``otel.sdk.exporter.log.inflight`` (up-down counter, ``{log_record}``): records being written.
-* ``otel.sdk.exporter.operation.duration`` (histogram, ``s``): one export call; ``error.type`` on failure.
+* ``otel.sdk.exporter.operation.duration`` (histogram, ``s``): one round trip to Redis (one
+  attempt); ``error.type`` when it did not write everything.
 * ``otel_redis_exporter.buffer.records`` / ``.buffer.bytes`` (observable up-down counters): what
-  the outage buffer holds.
+  the sender's queue holds, waiting or in flight.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ class ExporterStats:
     exported: int = 0
     """Records written to Redis."""
     dropped: Mapping[str, int] = field(default_factory=dict)
-    """Records given up, by reason (``buffer_full``, ``shutdown``, or the server's error type)."""
+    """Records given up, by reason: ``buffer_full`` (the queue's bounds), ``shutdown`` (not written
+    by the end of shutdown), ``unconfirmed`` (given up at shutdown while the server had not answered:
+    they may have landed), or the server's refusal (``WRONGTYPE``...)."""
     buffered_records: int = 0
-    """Records waiting in the outage buffer now."""
+    """Records in the sender's queue now, waiting or in flight."""
     buffered_bytes: int = 0
     """Approximate bytes those records take."""
     failed_exports: int = 0
@@ -85,19 +88,19 @@ class ExporterMetrics:
         self._duration = meter.create_histogram(
             "otel.sdk.exporter.operation.duration",
             unit="s",
-            description="Duration of one export() call, retries included.",
+            description="Duration of one round trip (one attempt) to Redis.",
         )
         meter.create_observable_up_down_counter(
             "otel_redis_exporter.buffer.records",
             callbacks=[self._observe(0)],
             unit="{log_record}",
-            description="Log records held in the outage buffer.",
+            description="Log records in the sender's queue, waiting or in flight.",
         )
         meter.create_observable_up_down_counter(
             "otel_redis_exporter.buffer.bytes",
             callbacks=[self._observe(1)],
             unit="By",
-            description="Approximate size of the log records held in the outage buffer.",
+            description="Approximate size of the log records in the sender's queue.",
         )
 
     def _observe(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
@@ -122,12 +125,15 @@ class ExporterMetrics:
         self._inflight.add(delta, self._attributes)
 
     def operation(self, seconds: float, error_type: str | None) -> None:
+        """One round trip to Redis took ``seconds``; ``error_type`` when it did not write everything."""
         if error_type is None:
             self._duration.record(seconds, self._attributes)
             return
+        self._duration.record(seconds, {**self._attributes, "error.type": error_type})
+
+    def failed_export(self) -> None:
         with self._lock:
             self._failed_exports += 1
-        self._duration.record(seconds, {**self._attributes, "error.type": error_type})
 
     def snapshot(self) -> ExporterStats:
         records, size = self._buffered()

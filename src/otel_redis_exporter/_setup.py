@@ -19,8 +19,9 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
+from ._context import logged_while_exporting
 from ._log import logger as _own_logger
-from .exporter import RedisLogExporter, logged_while_exporting
+from .exporter import RedisLogExporter
 
 DEFAULT_LEVEL = logging.INFO
 # Loggers whose records the installed handler never exports: the exporter's own reports and
@@ -154,7 +155,7 @@ def configure_logging(
     with _registry.lock:
         current = _registry.installed
         # A provider the application has shut down since is replaced, never handed out again.
-        if current is not None and current.settings == settings and not current.exporter._stop.is_set():
+        if current is not None and current.settings == settings and not current.exporter.closed:
             _attach(current.handler, current.target, threshold)
             return current.provider
         # Built first, so a bad argument raises before the previous setup is touched.

@@ -5,82 +5,39 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry.context import (
-    _SUPPRESS_INSTRUMENTATION_KEY,
-    Context,
-    attach,
-    create_key,
-    detach,
-    get_value,
-    set_value,
-)
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from ._buffer import OutageBuffer
 from ._client import make_async_pool, make_pool
 from ._config import ExporterConfig, redact_url, resolve_config
-from ._delivery import Delivery, Report
+from ._context import EXPORTING_KEY, instrumentation_suppressed, is_own, logged_while_exporting
 from ._encoding import uid_prefix
-from ._formats import Entries, batch_encoder
+from ._formats import batch_encoder
 from ._keys import StreamKeyTemplate
 from ._log import logger
-from ._loop import LoopThread, keep_after_fork
 from ._metrics import ExporterMetrics, ExporterStats
-from ._writer import AsyncWriter, SyncWriter, WriteResult, async_writer, sync_writer
+from ._write import Delivery, make_sender
+
+__all__ = ["EXPORTING_KEY", "RedisLogExporter", "logged_while_exporting"]
 
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
+DEFAULT_FORCE_FLUSH_TIMEOUT_MS = 30_000
 
-# Records logged by this package itself are never exported: when Redis fails, the failure
-# report must not become another record to write to the failing Redis.
-_OWN_LOGGER = logger.name
-
-
-# Set in the context while an export runs: whatever is logged meanwhile, by this package or by
-# redis-py on the export's connections (its DEBUG lines), describes the export itself.
-EXPORTING_KEY = create_key("otel_redis_exporter.exporting")
-
-
-def logged_while_exporting(context: Context | None = None) -> bool:
-    """True when ``context`` (default: the current one) belongs to an export of this package."""
-    return bool(get_value(EXPORTING_KEY, context))
-
-
-def _is_own(record: ReadableLogRecord) -> bool:
-    scope = record.instrumentation_scope
-    name = scope.name if scope is not None else ""
-    if name == _OWN_LOGGER or name.startswith(_OWN_LOGGER + "."):
-        return True
-    context = getattr(record.log_record, "context", None)
-    return context is not None and logged_while_exporting(context)
-
-
-@contextlib.contextmanager
-def _instrumentation_suppressed() -> Iterator[None]:
-    """Redis instrumentation must not trace or log the exporter's own writes."""
-    token = attach(set_value(EXPORTING_KEY, True, set_value(_SUPPRESS_INSTRUMENTATION_KEY, True)))
-    try:
-        yield
-    finally:
-        detach(token)
-
-
-# Exporters alive in this process: after fork() the child's copies drop the parent's
-# connections and loop thread and build their own on the next export.
+# Exporters alive in this process: after fork() the child's copies drop the parent's sender
+# (thread or loop, connections and queue) and start their own on the next export.
 _LIVE: weakref.WeakSet[RedisLogExporter] = weakref.WeakSet()
 
 
 def _reinit_after_fork() -> None:
     for exporter in list(_LIVE):
-        exporter._after_fork()
+        exporter._sender.after_fork()
 
 
 os.register_at_fork(after_in_child=_reinit_after_fork)
@@ -113,12 +70,14 @@ class RedisLogExporter(LogRecordExporter):
       ``logs:{service.name}``.
     * ``maxlen``: approximate cap on entries per stream (``XADD MAXLEN ~``); 0 disables it.
     * ``retention``: seconds of entries to keep (``XADD MINID ~``); exclusive with ``maxlen``.
-    * ``timeout``: seconds one export may take, connect and retries included (default 10).
+    * ``timeout``: seconds one round trip waits for Redis to answer before its connection is
+      dropped and the batch sent again (default 10).
     * ``max_value_length``: longest string or bytes value kept in a body or attribute.
-    * ``mode``: ``"sync"`` (redis-py on the calling thread) or ``"async"`` (redis.asyncio on an
-      event-loop thread the exporter owns; the keys of a batch are written concurrently).
-    * ``buffer_max_records``, ``buffer_max_bytes``: bounds of the outage buffer that keeps records
-      Redis could not take yet (0 disables it).
+    * ``mode``: ``"sync"`` (a sender thread on redis-py) or ``"async"`` (a sender task on
+      redis.asyncio, on an event-loop thread the exporter owns; the keys of a round trip are
+      written concurrently).
+    * ``buffer_max_records``, ``buffer_max_bytes``: bounds of the sender's queue, the records
+      waiting to be written (0: nothing is kept for another attempt).
     * ``meter_provider``: where the exporter's own metrics go (default: the global provider).
     * ``encoding``: ``"flat"`` (one field per record property, the default), ``"otlp_json"`` or
       ``"otlp_proto"`` (the record's OTLP ``ResourceLogs`` in one field; needs the ``otlp`` extra,
@@ -132,8 +91,11 @@ class RedisLogExporter(LogRecordExporter):
     * ``wait_replicas``: report a batch written only once that many replicas have it (``WAIT``).
     * ``certificate``, ``client_certificate``, ``client_key``: PEM files for ``rediss://``.
 
-    The constructor does no I/O: the connection opens on the first export. ``export`` never
-    raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
+    ``export`` encodes the batch on the caller's thread and hands it to the exporter's sender,
+    which owns the connections, the queue and the retries: ``export`` never waits on a slow or
+    absent Redis for long and never raises. The sender logs why it could not write on the
+    ``otel_redis_exporter`` logger (rate limited). The constructor does no I/O: the sender starts
+    with the first export.
     """
 
     def __init__(
@@ -187,27 +149,22 @@ class RedisLogExporter(LogRecordExporter):
             client_key=client_key,
             client_certificate=client_certificate,
         )
-        self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
         self._encode = batch_encoder(self._config, self._template)
         self._clock = _clock
-        self._pool_factory = _pool_factory or (make_async_pool if self._async else make_pool)
-        self._stop = threading.Event()
-        # Held for the whole of one export: exports never overlap, and force_flush/shutdown
-        # wait on it for whatever is in flight.
-        self._export_lock = threading.Lock()
-        self._sync_writer: SyncWriter | None = None
-        self._async_writer: AsyncWriter | None = None
-        self._loop = LoopThread()
-        buffer = OutageBuffer(self._config.buffer_max_records, self._config.buffer_max_bytes)
+        self._closed = False
         address, port = _server_of(self._config.url)
         self._metrics = ExporterMetrics(
             meter_provider,
             server_address=address,
             server_port=port,
-            buffered=lambda: (buffer.records, buffer.bytes),
+            buffered=lambda: self._delivery.queued,
         )
-        self._delivery = Delivery(self._write, buffer, self._metrics, _clock)
+        self._delivery = Delivery(
+            self._config.buffer_max_records, self._config.buffer_max_bytes, self._metrics, _clock
+        )
+        pools = _pool_factory or (make_async_pool if self._config.mode == "async" else make_pool)
+        self._sender = make_sender(self._config, self._delivery, self._metrics, pools, _clock)
         _LIVE.add(self)
 
     @property
@@ -215,105 +172,58 @@ class RedisLogExporter(LogRecordExporter):
         """The resolved configuration (its repr hides the password)."""
         return self._config
 
+    @property
+    def closed(self) -> bool:
+        """True once ``shutdown()`` was called."""
+        return self._closed
+
     def __repr__(self) -> str:
         return f"RedisLogExporter(url={redact_url(self._config.url)!r}, stream={self._config.stream!r})"
 
     def stats(self) -> ExporterStats:
-        """Counters since construction: written, dropped by reason, buffered now, failed exports."""
+        """Counters since construction: written, dropped by reason, queued now, failed exports."""
         return self._metrics.snapshot()
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Write ``batch``, one entry per record, within one deadline; never raises."""
-        if self._stop.is_set():
+        """Hand ``batch`` to the sender, one entry per record; never raises, never waits long.
+
+        Returns SUCCESS once every record of the batch is in Redis. FAILURE when the exporter is
+        shut down, when a record was refused or dropped, or when the batch is not written within
+        the short hand-off (``HANDOFF_TIMEOUT_S``; no wait at all while Redis is failing): its
+        records then stay queued, the sender keeps sending them, and each ends written or
+        counted as dropped in ``stats()``.
+        """
+        if self._closed:
             return LogRecordExportResult.FAILURE
-        started = self._clock()
         try:
-            with self._export_lock, _instrumentation_suppressed():
-                entries = self._encode(
-                    [record for record in batch if not _is_own(record)], time.time_ns(), _new_uid_prefix()
-                )
-                report = self._delivery.deliver(entries, started + self._config.timeout_s)
+            with instrumentation_suppressed():  # starting the sender logs too (asyncio, at DEBUG)
+                records = [record for record in batch if not is_own(record)]
+                ticket = self._sender.submit(self._encode(records, time.time_ns(), _new_uid_prefix()))
+            written = ticket.wait(self._delivery.handoff_timeout())
         except Exception:
             logger.exception("Unexpected error while exporting %d log records to Redis", len(batch))
-            report = Report(ok=False, error_type="internal")
-        self._metrics.operation(self._clock() - started, report.error_type)
-        return self._result(report)
-
-    def _result(self, report: Report) -> LogRecordExportResult:
-        if report.ok:
+            written = False
+        if written:
             return LogRecordExportResult.SUCCESS
-        if report.reason is not None:
-            logger.warning(
-                "Could not write log records to %s: %s (%d buffered for a later attempt, %d dropped)",
-                redact_url(self._config.url),
-                report.reason,
-                report.buffered,
-                report.dropped,
-            )
+        self._metrics.failed_export()
         return LogRecordExportResult.FAILURE
 
-    def _write(self, entries: Entries, deadline: float) -> WriteResult:
-        if not self._async:
-            if self._sync_writer is None:
-                self._sync_writer = sync_writer(
-                    self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
-                )
-            return self._sync_writer.write(entries, deadline)
-        try:
-            # The loop enforces the deadline itself; the grace covers handing the result back.
-            return self._loop.run(self._write_async(entries, deadline), deadline - self._clock() + 1.0)
-        except TimeoutError as error:
-            return WriteResult(failed=sum(map(len, entries.values())), reason=str(error))
-
-    async def _write_async(self, entries: Entries, deadline: float) -> WriteResult:
-        with _instrumentation_suppressed():
-            if self._async_writer is None:
-                self._async_writer = async_writer(
-                    self._config, self._pool_factory(self._config), clock=self._clock, stop=self._stop
-                )
-            return await self._async_writer.write(entries, deadline)
-
-    def _after_fork(self) -> None:
-        """In a forked child: forget the parent's connections, loop thread and lock."""
-        self._export_lock = threading.Lock()
-        keep_after_fork(self._async_writer)
-        self._sync_writer = self._async_writer = None
-        self._loop.abandon()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """True once no export is in flight (waits up to ``timeout_millis``)."""
-        if not self._export_lock.acquire(timeout=max(timeout_millis, 0) / 1000):
-            return False
-        self._export_lock.release()
-        return True
+    def force_flush(self, timeout_millis: int = DEFAULT_FORCE_FLUSH_TIMEOUT_MS) -> bool:
+        """True once every queued record is written or given up (waits up to ``timeout_millis``)."""
+        return self._delivery.wait_idle(max(timeout_millis, 0) / 1000)
 
     def shutdown(self, timeout_millis: int = DEFAULT_SHUTDOWN_TIMEOUT_MS) -> None:
-        """Stop exporting and close connections (and the loop thread); idempotent.
+        """Write what is queued, then close the connections (and the loop thread); idempotent.
 
-        A running export's backoff wait is cut short; the export in flight gets up to
-        ``timeout_millis`` to finish before the connections are closed under it.
+        The queue drains while Redis takes it, for up to ``timeout_millis``. Once Redis has taken
+        nothing for ``SHUTDOWN_PATIENCE_S`` (1 s: refused, unreachable or frozen), the rest is
+        given up, counted in ``stats()`` and logged. Exports after this return FAILURE without I/O.
         """
-        if self._stop.is_set():
+        if self._closed:
             return
-        self._stop.set()
-        deadline = time.monotonic() + max(timeout_millis, 0) / 1000
-        if self._async_writer is not None:
-            self._loop.call_soon(self._async_writer.wake)
-        finished = self._export_lock.acquire(timeout=max(deadline - time.monotonic(), 0))
+        self._closed = True
         try:
-            if finished:
-                given_up = self._delivery.give_up(self._clock() + max(deadline - time.monotonic(), 0))
-                if given_up:
-                    logger.warning(
-                        "Shutdown gave up %d buffered log records that Redis did not take", given_up
-                    )
-            if self._sync_writer is not None:
-                self._sync_writer.close()
-            closer = self._async_writer.close if self._async_writer is not None else None
-            if not self._loop.stop(closer, max(deadline - time.monotonic(), 0)):
-                logger.warning("The exporter's event-loop thread did not stop within %d ms", timeout_millis)
+            if not self._sender.close(max(timeout_millis, 0) / 1000):
+                logger.warning("The exporter's sender did not stop within %d ms", timeout_millis)
         except Exception as error:
             logger.debug("Error while closing the Redis connections: %s", error)
-        finally:
-            if finished:
-                self._export_lock.release()

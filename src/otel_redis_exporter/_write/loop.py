@@ -1,10 +1,11 @@
 """The exporter-owned event loop: one named daemon thread running ``asyncio`` for the async path.
 
-Any thread may hand it a coroutine and wait for the result with a timeout, including a thread that
-runs an event loop of its own: the work always runs on this loop, never on the caller's. On a
-timeout the coroutine is cancelled and awaited, so nothing keeps running behind a failed export.
-``stop`` runs a closing coroutine on the loop, cancels and drains what is left, stops the loop and
-joins the thread, all within its timeout.
+Name lookups (``getaddrinfo``) run on the loop's executor; at interpreter exit, when no executor
+accepts work any more, they run inline, so the last records still reach a server named by host.
+
+The sender runs its task here; a thread that runs an event loop of its own can still export, since
+the work never runs on the caller's loop. ``stop`` runs a closing coroutine on the loop, cancels
+and drains what is left, stops the loop and joins the thread, all within its timeout.
 """
 
 from __future__ import annotations
@@ -20,8 +21,21 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 THREAD_NAME = "otel-redis-exporter-loop"
-# How long to wait for a cancelled coroutine to unwind after its timeout.
-CANCEL_GRACE_S = 1.0
+
+
+class _ExitSafeExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool that runs a call inline once it refuses work (at interpreter exit)."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            future: concurrent.futures.Future[T] = concurrent.futures.Future()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as error:
+                future.set_exception(error)
+            return future
 
 
 class LoopThread:
@@ -46,6 +60,8 @@ class LoopThread:
 
     def _start(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
         loop = asyncio.new_event_loop()
+        resolver = _ExitSafeExecutor(max_workers=1, thread_name_prefix=f"{self._name}-resolver")
+        loop.set_default_executor(resolver)
         ready = threading.Event()
 
         def run() -> None:
@@ -57,20 +73,6 @@ class LoopThread:
         thread.start()
         ready.wait()
         return loop, thread
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float) -> T:
-        """Run ``coroutine`` on the loop; on timeout cancel it, wait for it to unwind, raise TimeoutError."""
-        if self.in_loop_thread():
-            coroutine.close()
-            raise RuntimeError("cannot wait for the exporter's loop from inside that loop")
-        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-        try:
-            return future.result(max(timeout_s, 0))
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            with contextlib.suppress(concurrent.futures.CancelledError, concurrent.futures.TimeoutError):
-                future.result(CANCEL_GRACE_S)
-            raise TimeoutError(f"the event loop did not finish within {timeout_s:g} s") from None
 
     def call_soon(self, callback: Callable[[], object]) -> None:
         """Schedule ``callback`` on the loop if it is running; no-op otherwise."""

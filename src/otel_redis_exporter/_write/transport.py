@@ -1,0 +1,351 @@
+"""The sender: one per exporter, it owns the connections, writes the queue and retries.
+
+``ThreadSender`` (sync mode) is a daemon thread on redis-py; ``LoopSender`` (async mode) is a
+task on the exporter's own event-loop thread on redis.asyncio. They are twins over
+``SenderBase``, which does everything but I/O, and line up method for method:
+
+* ``submit`` queues one export's entries and wakes the sender (started on first use);
+* ``_run`` takes a round trip, makes one attempt, books it, and after a failure waits a backoff
+  capped below a second, so the queue drains as soon as the server answers, with no new export;
+* ``close`` drains the queue while the server takes it and gives up once it has taken nothing
+  for ``SHUTDOWN_PATIENCE_S`` (or at the close deadline), cutting short a round trip that waits
+  on a server that does not answer; what it gives up is counted;
+* ``after_fork`` forgets the parent's thread, loop, connections and queue in a forked child.
+
+The sender knows nothing of the exporter: the exporter calls down into it, never the reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .._config import ExporterConfig, redact_url
+from .._context import instrumentation_suppressed
+from .._formats import Entries
+from .._log import logger
+from .._metrics import ExporterMetrics
+from .attempt import Clock, WriteResult, backoff
+from .cluster import AsyncClusterWriter, SyncClusterWriter
+from .delivery import Delivery, Ticket, Trip
+from .loop import LoopThread, keep_after_fork
+from .sentinel import AsyncSentinelWriter, SyncSentinelWriter
+from .single import AsyncWriter, SyncWriter
+
+THREAD_NAME = "otel-redis-exporter-sender"
+# How long close() waits for the sender to finish after cutting its round trip short.
+ABORT_GRACE_S = 0.5
+
+PoolFactory = Callable[[ExporterConfig], Any]
+
+
+def sync_writer(config: ExporterConfig, pool: Any, *, clock: Clock) -> SyncWriter:
+    """The sync writer for ``config``'s deployment, on ``pool`` from ``make_pool``."""
+    kind = SyncClusterWriter if config.cluster else SyncSentinelWriter if config.sentinels else SyncWriter
+    return kind(config, pool, clock=clock)
+
+
+def async_writer(config: ExporterConfig, pool: Any, *, clock: Clock) -> AsyncWriter:
+    """The async writer for ``config``'s deployment, on ``pool`` from ``make_async_pool``."""
+    kind = AsyncClusterWriter if config.cluster else AsyncSentinelWriter if config.sentinels else AsyncWriter
+    return kind(config, pool, clock=clock)
+
+
+class SenderBase:
+    """Everything the twins share: the queue, timeouts, backoff and what they log."""
+
+    def __init__(
+        self,
+        config: ExporterConfig,
+        delivery: Delivery,
+        metrics: ExporterMetrics,
+        pool_factory: PoolFactory,
+        clock: Clock,
+    ) -> None:
+        self._config = config
+        self._delivery = delivery
+        self._metrics = metrics
+        self._pool_factory = pool_factory
+        self._clock = clock
+        self._backoff = backoff()
+        self._outage_started: float | None = None
+        self._setup()
+
+    def _setup(self) -> None:
+        """The twin's own state: its thread or loop, its writer, how it is woken."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def submit(self, entries: Entries) -> Ticket:
+        """Queue one export's entries and make sure the sender runs."""
+        self._start()
+        return self._delivery.submit(entries)
+
+    def _attempt_timeout(self) -> float:
+        """The exporter's timeout; when closing, no later than the moment to give up."""
+        if not self._delivery.closing:
+            return self._config.timeout_s
+        return max(min(self._config.timeout_s, self._delivery.give_up_at() - self._clock()), 0.001)
+
+    def _stop_now(self) -> bool:
+        return self._delivery.closing and self._clock() >= self._delivery.give_up_at()
+
+    def _booked(self, trip: Trip, result: WriteResult, started: float) -> float | None:
+        """Book an attempt and log what a person should know; the backoff delay after a failure."""
+        # Logged before the books settle the tickets: an export that waits sees the reason first.
+        retrying = result.count - result.written - len(result.rejected)
+        if result.rejected:
+            logger.warning("Redis refused %d log records for good: %s", len(result.rejected), result.reason)
+        if retrying and not result.written:
+            if self._outage_started is None:
+                self._outage_started = self._clock()
+            logger.warning(
+                "Could not write log records to %s: %s; they stay queued and are sent again",
+                redact_url(self._config.url),
+                result.reason or "no reply",
+            )
+        elif self._outage_started is not None:
+            logger.warning(
+                "Writing log records to %s again after %.1f s",
+                redact_url(self._config.url),
+                self._clock() - self._outage_started,
+            )
+            self._outage_started = None
+        settled = self._delivery.settle(trip, result)
+        self._metrics.operation(self._clock() - started, None if result.ok else result.error_type)
+        if settled.dropped.get("buffer_full"):
+            logger.warning(
+                "Dropped log records: the exporter's queue is full (buffer_max_records=%d, "
+                "buffer_max_bytes=%d) while Redis does not take them",
+                self._delivery.max_records,
+                self._delivery.max_bytes,
+            )
+        if not settled.retrying:
+            return None
+        delay = float(self._backoff.compute(self._delivery.failures))
+        if self._delivery.closing:
+            delay = min(delay, max(self._delivery.give_up_at() - self._clock(), 0.0))
+        return delay
+
+    def _gave_up(self) -> None:
+        counts = self._delivery.give_up()
+        if counts:
+            logger.warning(
+                "Shutdown gave up %d log records that Redis did not take (%s)",
+                sum(counts.values()),
+                ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items())),
+            )
+
+
+class ThreadSender(SenderBase):
+    """Sync mode: a daemon thread writes through redis-py."""
+
+    def _setup(self) -> None:
+        self._writer: SyncWriter | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._work = threading.Event()
+        self._delivery.wake = self._work.set
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _run(self) -> None:
+        with instrumentation_suppressed():
+            try:
+                while (trip := self._next_trip()) is not None:
+                    started = self._clock()
+                    delay = self._booked(trip, self._write(trip), started)
+                    if delay:
+                        time.sleep(delay)
+            finally:
+                self._gave_up()
+                self._close_writer()
+
+    def _next_trip(self) -> Trip | None:
+        """The next round trip; blocks until there is one. None: closing and done."""
+        while not self._stop_now():
+            trip = self._delivery.take()
+            if trip is not None:
+                return trip
+            if self._delivery.closing:
+                return None
+            self._work.wait()
+            self._work.clear()
+        return None
+
+    def _write(self, trip: Trip) -> WriteResult:
+        try:
+            if self._writer is None:
+                self._writer = sync_writer(self._config, self._pool_factory(self._config), clock=self._clock)
+            return self._writer.write(trip.entries, self._attempt_timeout())
+        except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
+            logger.exception("Unexpected error while writing log records to Redis")
+            return WriteResult(count=trip.count, reason=str(error), error_type="internal")
+
+    def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    def close(self, timeout_s: float) -> bool:
+        """Drain, give up what the server does not take in time, stop; True when stopped in time."""
+        deadline = self._clock() + timeout_s
+        self._delivery.begin_close(deadline)
+        thread = self._thread
+        if thread is None:
+            self._gave_up()
+            return True
+        while thread.is_alive():
+            now, give_up_at = self._clock(), self._delivery.give_up_at()
+            if now >= give_up_at:
+                # The round trip in flight waits on a server that does not answer: end it.
+                if self._writer is not None:
+                    self._writer.abort()
+                thread.join(ABORT_GRACE_S)
+                break
+            thread.join(give_up_at - now)
+        return not thread.is_alive()
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's thread and connections are not ours."""
+        keep_after_fork(self._writer)
+        self._delivery.forget()
+        self._setup()
+
+
+class LoopSender(SenderBase):
+    """Async mode: a task on the exporter's event-loop thread writes through redis.asyncio."""
+
+    def _setup(self) -> None:
+        self._writer: AsyncWriter | None = None
+        self._loop = LoopThread()
+        self._run_future: concurrent.futures.Future[None] | None = None
+        self._start_lock = threading.Lock()
+        self._work = asyncio.Event()
+        self._attempt: asyncio.Future[WriteResult] | None = None
+        self._aborted: bool | None = None  # set by _abort: whether the round trip had sent anything
+        self._delivery.wake = self._wake
+
+    def _start(self) -> None:
+        if self._run_future is not None:
+            return
+        with self._start_lock:
+            if self._run_future is None:
+                self._run_future = asyncio.run_coroutine_threadsafe(self._run(), self._loop.loop)
+
+    def _wake(self) -> None:
+        # Called from export()'s thread: asyncio events are set on their own loop only.
+        self._loop.call_soon(self._work.set)
+
+    async def _run(self) -> None:
+        with instrumentation_suppressed():
+            try:
+                while (trip := await self._next_trip()) is not None:
+                    started = self._clock()
+                    delay = self._booked(trip, await self._write(trip), started)
+                    if delay:
+                        await asyncio.sleep(delay)
+            finally:
+                self._gave_up()
+                await self._close_writer()
+
+    async def _next_trip(self) -> Trip | None:
+        """The async twin of ``ThreadSender._next_trip``."""
+        while not self._stop_now():
+            trip = self._delivery.take()
+            if trip is not None:
+                return trip
+            if self._delivery.closing:
+                return None
+            await self._work.wait()
+            self._work.clear()
+        return None
+
+    async def _write(self, trip: Trip) -> WriteResult:
+        try:
+            if self._writer is None:
+                self._writer = async_writer(self._config, self._pool_factory(self._config), clock=self._clock)
+            # A task of its own, unlike the sync twin: close() cuts it short by cancelling it.
+            self._attempt = asyncio.ensure_future(self._writer.write(trip.entries, self._attempt_timeout()))
+            return await self._attempt
+        except asyncio.CancelledError:
+            if self._aborted is None:
+                raise
+            return WriteResult(
+                count=trip.count,
+                unconfirmed=set(range(trip.count)) if self._aborted else set(),
+                reason="shutdown ended the round trip before the server answered",
+                error_type="shutdown",
+            )
+        except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
+            logger.exception("Unexpected error while writing log records to Redis")
+            return WriteResult(count=trip.count, reason=str(error), error_type="internal")
+        finally:
+            self._attempt = None
+
+    async def _close_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                await writer.close()
+
+    def _abort(self) -> None:
+        """On the loop: cancel the round trip in flight (the sync twin shuts its socket)."""
+        if self._attempt is not None:
+            # Whether anything was sent decides if its entries may have landed.
+            self._aborted = self._writer is not None and self._writer.unanswered > 0
+            self._attempt.cancel()
+
+    def close(self, timeout_s: float) -> bool:
+        """The twin of ``ThreadSender.close``; also stops the loop thread."""
+        deadline = self._clock() + timeout_s
+        self._delivery.begin_close(deadline)
+        future = self._run_future
+        if future is None:
+            self._gave_up()
+            return self._loop.stop(None, 0.0)
+        while not future.done():
+            now, give_up_at = self._clock(), self._delivery.give_up_at()
+            if now >= give_up_at:
+                self._loop.call_soon(self._abort)
+                concurrent.futures.wait([future], ABORT_GRACE_S)
+                break
+            concurrent.futures.wait([future], give_up_at - now)
+        return self._loop.stop(None, max(deadline - self._clock(), ABORT_GRACE_S))
+
+    def after_fork(self) -> None:
+        """The twin of ``ThreadSender.after_fork``: the parent's loop is not ours either."""
+        keep_after_fork(self._writer, self._attempt)
+        self._loop.abandon()
+        self._delivery.forget()
+        self._setup()
+
+
+Sender = ThreadSender | LoopSender
+
+
+def make_sender(
+    config: ExporterConfig,
+    delivery: Delivery,
+    metrics: ExporterMetrics,
+    pool_factory: PoolFactory,
+    clock: Clock,
+) -> Sender:
+    """The sender for ``config.mode``: nothing starts until the first ``submit``."""
+    kind = LoopSender if config.mode == "async" else ThreadSender
+    return kind(config, delivery, metrics, pool_factory, clock)

@@ -1,0 +1,179 @@
+"""The sender's queue and its books, without a server: what goes next, what is dropped and why."""
+
+from __future__ import annotations
+
+from otel_redis_exporter._metrics import ExporterMetrics
+from otel_redis_exporter._write.attempt import WriteResult
+from otel_redis_exporter._write.delivery import (
+    MAX_TRIP_ENTRIES,
+    SHUTDOWN_PATIENCE_S,
+    Delivery,
+)
+
+INFO, WARN, ERROR = "9", "13", "17"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def delivery(max_records: int = 1_000, max_bytes: int = 10**9, clock: Clock | None = None) -> Delivery:
+    metrics = ExporterMetrics(None, server_address=None, server_port=None, buffered=lambda: (0, 0))
+    return Delivery(max_records, max_bytes, metrics, clock or Clock())
+
+
+def entries(*bodies: str, severity: str = INFO, key: str = "otel:logs") -> dict[str, list[dict[str, str]]]:
+    return {key: [{"body": body, "severity_number": severity} for body in bodies]}
+
+
+def bodies(queue: Delivery) -> list[str]:
+    """Everything the next round trips would carry, in order (taking them)."""
+    out: list[str] = []
+    while (trip := queue.take()) is not None:
+        out += [str(fields["body"]) for group in trip.entries.values() for fields in group]
+        queue.settle(trip, WriteResult(count=trip.count, entry_ids=dict.fromkeys(range(trip.count), "1-0")))
+    return out
+
+
+def test_one_round_trip_takes_every_parcel_waiting_in_order() -> None:
+    """Three exports queued: one round trip carries all of them, oldest first."""
+    queue = delivery()
+    for name in "abc":
+        queue.submit(entries(f"{name}1", f"{name}2"))
+    trip = queue.take()
+    assert trip is not None
+    assert [fields["body"] for fields in trip.entries["otel:logs"]] == ["a1", "a2", "b1", "b2", "c1", "c2"]
+    assert queue.take() is None
+
+
+def test_a_round_trip_stops_at_its_entry_cap() -> None:
+    """Parcels beyond MAX_TRIP_ENTRIES wait for the next round trip."""
+    queue = delivery(max_records=10 * MAX_TRIP_ENTRIES)
+    queue.submit(entries(*map(str, range(MAX_TRIP_ENTRIES - 1))))
+    queue.submit(entries("next1", "next2"))
+    first = queue.take()
+    assert first is not None
+    assert first.count == MAX_TRIP_ENTRIES - 1
+    second = queue.take()
+    assert second is not None
+    assert second.count == 2
+
+
+def test_failed_entries_go_back_to_the_front_in_order() -> None:
+    """What an attempt did not write is sent first next time, before newer entries."""
+    queue = delivery()
+    ticket = queue.submit(entries("old1", "old2", "old3"))
+    trip = queue.take()
+    assert trip is not None
+    queue.submit(entries("new"))
+    queue.settle(trip, WriteResult(count=3, entry_ids={1: "1-0"}, reason="lost"))
+    assert not ticket.wait(0)
+    assert bodies(queue) == ["old1", "old3", "new"]
+    assert ticket.wait(0)
+
+
+def test_refused_entries_are_dropped_and_counted_by_error_type() -> None:
+    """A WRONGTYPE refusal settles the entry as dropped; the ticket is not ok."""
+    queue = delivery()
+    ticket = queue.submit(entries("a", "b"))
+    trip = queue.take()
+    assert trip is not None
+    settled = queue.settle(trip, WriteResult(count=2, entry_ids={0: "1-0"}, rejected={1: "WRONGTYPE"}))
+    assert settled.written == 1
+    assert settled.dropped == {"WRONGTYPE": 1}
+    assert ticket.wait(0) is False
+    assert queue.take() is None
+
+
+def test_bounds_drop_the_lowest_severity_first_then_the_oldest() -> None:
+    """Past max_records, INFO goes before ERROR, and older INFO before newer INFO."""
+    queue = delivery(max_records=3)
+    queue.submit(entries("info-old"))
+    queue.submit(entries("error", severity=ERROR))
+    queue.submit(entries("info-new"))
+    queue.submit(entries("warn", severity=WARN))
+    assert bodies(queue) == ["error", "info-new", "warn"]
+
+
+def test_a_new_batch_never_pushes_itself_out() -> None:
+    """With max_records=0 a batch still goes to the sender; older waiting ones are dropped."""
+    queue = delivery(max_records=0)
+    queue.submit(entries("older"))
+    newest = queue.submit(entries("newest"))
+    assert bodies(queue) == ["newest"]
+    assert newest.wait(0)
+
+
+def test_unconfirmed_entries_are_never_dropped_by_the_bounds() -> None:
+    """An entry that may have reached the server stays; the bounds take others."""
+    queue = delivery(max_records=1)
+    queue.submit(entries("sent"))
+    trip = queue.take()
+    assert trip is not None
+    queue.settle(trip, WriteResult(count=1, unconfirmed={0}, reason="no reply"))
+    queue.submit(entries("later"))
+    queue.submit(entries("latest"))
+    assert bodies(queue) == ["sent", "latest"]
+
+
+def test_give_up_counts_unsent_as_shutdown_and_sent_as_unconfirmed() -> None:
+    """At shutdown what never reached the server and what may have are told apart."""
+    queue = delivery()
+    queue.submit(entries("sent"))
+    trip = queue.take()
+    assert trip is not None
+    queue.settle(trip, WriteResult(count=1, unconfirmed={0}, reason="no reply"))
+    ticket = queue.submit(entries("queued1", "queued2"))
+    assert queue.give_up() == {"unconfirmed": 1, "shutdown": 2}
+    assert queue.queued == (0, 0)
+    assert ticket.wait(0) is False
+
+
+def test_handoff_is_skipped_while_failing_or_stalled() -> None:
+    """export() waits only while the sender is healthy and its round trip is young."""
+    clock = Clock()
+    queue = delivery(clock=clock)
+    queue.submit(entries("a"))
+    assert queue.handoff_timeout() > 0
+    trip = queue.take()
+    assert trip is not None
+    clock.now += 1.0  # the round trip has waited far longer than a healthy one
+    assert queue.handoff_timeout() == 0
+    queue.settle(trip, WriteResult(count=1, reason="no reply"))
+    assert queue.handoff_timeout() == 0  # the last attempt failed
+    trip = queue.take()
+    assert trip is not None
+    queue.settle(trip, WriteResult(count=1, entry_ids={0: "1-0"}))
+    assert queue.handoff_timeout() > 0
+
+
+def test_closing_gives_up_after_the_patience_without_progress() -> None:
+    """Once closing, the give-up moment moves with every write and ends at the close deadline."""
+    clock = Clock()
+    queue = delivery(clock=clock)
+    queue.begin_close(deadline=clock.now + 30)
+    assert queue.give_up_at() == clock.now + SHUTDOWN_PATIENCE_S
+    queue.submit(entries("a"))
+    trip = queue.take()
+    assert trip is not None
+    clock.now += 0.5
+    queue.settle(trip, WriteResult(count=1, entry_ids={0: "1-0"}))
+    assert queue.give_up_at() == clock.now + SHUTDOWN_PATIENCE_S
+    queue.begin_close(deadline=clock.now + 0.1)
+    assert queue.give_up_at() == clock.now + 0.1
+
+
+def test_wait_idle_is_true_only_when_nothing_is_queued_or_in_flight() -> None:
+    """force_flush's wait: False while an entry waits, True once it is written."""
+    queue = delivery()
+    assert queue.wait_idle(0)
+    queue.submit(entries("a"))
+    assert not queue.wait_idle(0)
+    assert bodies(queue) == ["a"]
+    assert queue.wait_idle(0)
