@@ -1,4 +1,8 @@
-"""Faults on real servers during steady logging: nothing is lost without being counted.
+"""Server states during steady logging: nothing is lost without being counted.
+
+Freezes, kills, black holes and exits at default settings are in ``test_faults.py``; these are
+the server's own refusals and pauses (CLIENT KILL, CLIENT PAUSE, DEBUG SLEEP, OOM), small bounds
+and shutdown during an outage.
 
 Each test logs through LoggerProvider -> BatchLogRecordProcessor -> RedisLogExporter while it
 breaks the server, then checks the books: every emitted record landed (duplicates from retried
@@ -128,43 +132,6 @@ def run_factory(mode: str) -> Iterator[Callable[..., LoggingRun]]:
         run.provider.shutdown()
 
 
-def test_frozen_server_for_three_seconds_loses_nothing(
-    start_server: Callable[..., ServerProcess], run_factory: Callable[..., LoggingRun]
-) -> None:
-    """SIGSTOP for 3 s mid-run, then SIGCONT: every record lands exactly once after dedup."""
-    server = start_server()
-    run = run_factory(server.url, timeout=1)
-    run.log_for(0.5)
-    server.freeze()
-    try:
-        run.log_for(3.0)
-    finally:
-        server.thaw()
-    run.log_for(0.5)
-    books = run.finish(server.client())
-    print(f"frozen 3 s: {books}")
-    assert books.landed == books.emitted
-    assert books.dropped == 0
-    assert max(run.timed.durations) < 1 + 2  # the 1 s deadline, plus loop hand-off and scheduling
-
-
-def test_killed_server_restarted_with_append_only_file_keeps_what_was_written(
-    start_server: Callable[..., ServerProcess], run_factory: Callable[..., LoggingRun]
-) -> None:
-    """SIGKILL mid-run, restart on the same port with AOF: written and buffered records all land."""
-    server = start_server(config={"appendonly": "yes", "appendfsync": "always"})
-    run = run_factory(server.url, timeout=1)
-    run.log_for(0.5)
-    server.kill()
-    run.log_for(1.0)
-    server.restart()
-    run.log_for(0.5)
-    books = run.finish(server.client())
-    print(f"killed and restarted: {books}")
-    assert books.landed == books.emitted
-    assert books.dropped == 0
-
-
 def test_killed_client_connections_lose_nothing(
     start_server: Callable[..., ServerProcess], run_factory: Callable[..., LoggingRun]
 ) -> None:
@@ -253,27 +220,6 @@ def test_outage_longer_than_the_buffer_drops_exactly_what_it_counts(
     assert books.landed + books.dropped == books.emitted
 
 
-def test_logging_never_blocks_while_redis_is_away(
-    start_server: Callable[..., ServerProcess], run_factory: Callable[..., LoggingRun]
-) -> None:
-    """With the server frozen, a logging call still returns at once (the exporter works behind a queue)."""
-    server = start_server()
-    run = run_factory(server.url, timeout=5)
-    run.log_for(0.2)
-    normal = run.slowest_emit_s
-    server.freeze()
-    try:
-        run.slowest_emit_s = 0.0
-        run.log_for(1.5)
-        during_outage = run.slowest_emit_s
-    finally:
-        server.thaw()
-    books = run.finish(server.client())
-    print(f"slowest emit: normal {normal * 1e3:.2f} ms, during outage {during_outage * 1e3:.2f} ms; {books}")
-    assert during_outage < 0.25  # a 5 s deadline never reaches the application thread
-    assert books.landed == books.emitted
-
-
 def test_shutdown_during_an_outage_returns_in_time_and_reports_what_it_gave_up(
     start_server: Callable[..., ServerProcess], mode: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -296,7 +242,9 @@ def test_shutdown_during_an_outage_returns_in_time_and_reports_what_it_gave_up(
     stats = exporter.stats()
     print(f"shutdown during outage: {elapsed:.2f} s, gave up {stats.dropped}")
     assert elapsed < 1.5 + 2
-    # Sent to the frozen server before it froze for good: they may land when it wakes up.
-    assert stats.dropped == {"unconfirmed": 20}
+    # "unconfirmed" when they were sent to the frozen server (they may land when it wakes up),
+    # "shutdown" when the connection never got that far.
+    assert sum(stats.dropped.values()) == 20
+    assert set(stats.dropped) <= {"shutdown", "unconfirmed"}
     assert stats.buffered_records == 0
     assert "gave up 20 log records" in caplog.text
