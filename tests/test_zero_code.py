@@ -161,6 +161,33 @@ def test_instrument_sends_app_logs_with_service_and_trace_ids(
     assert redis_client.keys("*") == ["jobs:billing-worker"]
 
 
+def test_instrument_with_redis_down_says_so_on_stderr_and_exits_soon(tmp_path: Path, mode: str) -> None:
+    """Nothing listens at the URL: the app runs, exits within seconds, and stderr says why."""
+    if not _has_instrumentation_handler():
+        pytest.skip("opentelemetry-instrumentation-logging >= 0.61b0 is not installed")
+    env = child_env(
+        OTEL_LOGS_EXPORTER="redis",
+        OTEL_EXPORTER_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        OTEL_EXPORTER_REDIS_MODE=mode,
+    )
+    started = time.monotonic()
+    done = subprocess.run(
+        [*instrument_command(), str(APP)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert done.returncode == 0, done.stderr
+    assert "otel_redis_exporter: WARNING: Could not write log records" in done.stderr
+    assert "cannot reach the server" in done.stderr
+    assert "Shutdown gave up" in done.stderr
+    assert elapsed < 10  # interpreter start and instrumentation included; the exporter gives up in ~1 s
+
+
 def test_instrument_without_a_handler_exports_nothing_and_runs(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
