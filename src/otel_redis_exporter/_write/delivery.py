@@ -189,6 +189,8 @@ class Delivery:
         self._closing_at: float | None = None
         self._close_deadline = float("inf")
         self._last_progress = 0.0
+        self.evicted = 0
+        """Entries the bounds dropped since the start (``buffer_full``)."""
         self.wake: Callable[[], None] = lambda: None
 
     # -- export() side --------------------------------------------------------------------
@@ -317,6 +319,7 @@ class Delivery:
                     parcel.ticket.settle(0, 1)
                     dropped += 1
                     index = parcel.evictable(lowest)
+        self.evicted += dropped
         self._metrics.dropped(dropped, "buffer_full")
         return {"buffer_full": dropped} if dropped else {}
 

@@ -74,6 +74,7 @@ class SenderBase:
         self._clock = clock
         self._backoff = backoff()
         self._outage_started: float | None = None
+        self._evicted_seen = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -112,7 +113,7 @@ class SenderBase:
                 result.reason or "no reply",
             )
         elif self._outage_started is not None:
-            logger.warning(
+            logger.info(
                 "Writing log records to %s again after %.1f s",
                 redact_url(self._config.url),
                 self._clock() - self._outage_started,
@@ -120,7 +121,8 @@ class SenderBase:
             self._outage_started = None
         settled = self._delivery.settle(trip, result)
         self._metrics.operation(self._clock() - started, None if result.ok else result.error_type)
-        if settled.dropped.get("buffer_full"):
+        if self._delivery.evicted > self._evicted_seen:  # on arrival of new batches, or just now
+            self._evicted_seen = self._delivery.evicted
             logger.warning(
                 "Dropped log records: the exporter's queue is full (buffer_max_records=%d, "
                 "buffer_max_bytes=%d) while Redis does not take them",
