@@ -263,18 +263,13 @@ class Delivery:
         """Book one attempt: written and refused entries leave, the rest go back to the front."""
         settled = Settled()
         with self._lock:
-            for position, (parcel, index) in enumerate(trip.owners):
-                if position in result.entry_ids:
-                    parcel.remove(index)
-                    parcel.ticket.settle(1, 0)
-                    settled.written += 1
-                elif position in result.rejected:
-                    parcel.remove(index)
-                    parcel.ticket.settle(0, 1)
-                    reason = result.rejected[position]
-                    settled.dropped[reason] = settled.dropped.get(reason, 0) + 1
-                elif position in result.unconfirmed:
-                    parcel.unconfirmed.add(index)
+            if result.ok:  # the common case: every parcel of the trip is done
+                for parcel in trip.parcels:
+                    settled.written += parcel.live
+                    parcel.ticket.settle(parcel.live, 0)
+                    parcel.items, parcel.live, parcel.size = [], 0, 0
+            else:
+                self._settle_each(trip, result, settled)
             back = [parcel for parcel in trip.parcels if parcel.live]
             settled.retrying = sum(parcel.live for parcel in back)
             self._waiting.extendleft(reversed(back))
@@ -294,6 +289,22 @@ class Delivery:
             if reason != "buffer_full":  # counted where the bounds drop them
                 self._metrics.dropped(count, reason)
         return settled
+
+    @staticmethod
+    def _settle_each(trip: Trip, result: WriteResult, settled: Settled) -> None:
+        """Entry by entry: written, refused for good, or kept (marked when maybe landed)."""
+        for position, (parcel, index) in enumerate(trip.owners):
+            if position in result.entry_ids:
+                parcel.remove(index)
+                parcel.ticket.settle(1, 0)
+                settled.written += 1
+            elif position in result.rejected:
+                parcel.remove(index)
+                parcel.ticket.settle(0, 1)
+                reason = result.rejected[position]
+                settled.dropped[reason] = settled.dropped.get(reason, 0) + 1
+            elif position in result.unconfirmed:
+                parcel.unconfirmed.add(index)
 
     @property
     def failures(self) -> int:
