@@ -15,9 +15,9 @@ from otel_redis_exporter._config import (
     DEFAULT_STREAM,
     DEFAULT_TIMEOUT_S,
     DEFAULT_URL,
-    redact_url,
     resolve_config,
 )
+from otel_redis_exporter._redact import redact_url
 
 
 def test_defaults_without_arguments_or_environment() -> None:
@@ -72,7 +72,6 @@ def test_signal_specific_url_wins_over_generic_url() -> None:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("OTEL_EXPORTER_REDIS_LOGS_URL", "http://example/"),
         ("OTEL_EXPORTER_REDIS_LOGS_MAXLEN", "lots"),
         ("OTEL_EXPORTER_REDIS_LOGS_MAXLEN", "-1"),
         ("OTEL_EXPORTER_REDIS_TIMEOUT", "0"),
@@ -82,8 +81,6 @@ def test_signal_specific_url_wins_over_generic_url() -> None:
         ("OTEL_EXPORTER_REDIS_CLUSTER", "maybe"),
         ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "0"),
         ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "100000"),
-        ("OTEL_EXPORTER_REDIS_SENTINELS", "host:port"),
-        ("OTEL_EXPORTER_REDIS_SENTINELS", " , "),
         ("OTEL_EXPORTER_REDIS_WAIT_REPLICAS", "-1"),
         ("OTEL_EXPORTER_REDIS_CERTIFICATE", "/no/such/ca.pem"),
     ],
@@ -96,6 +93,23 @@ def test_invalid_environment_value_warns_and_uses_default(
         config = resolve_config(environ={variable: value})
     assert config == resolve_config(environ={})
     assert variable in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_EXPORTER_REDIS_LOGS_URL", "http://example/"),
+        ("OTEL_EXPORTER_REDIS_URL", "redis://:pw@host:abc/0"),
+        ("OTEL_EXPORTER_REDIS_URL", "redis://host/0?foo=bar"),
+        ("OTEL_EXPORTER_REDIS_SENTINELS", "host:port"),
+        ("OTEL_EXPORTER_REDIS_SENTINELS", " , "),
+    ],
+)
+def test_invalid_environment_address_disables_instead_of_using_the_default(variable: str, value: str) -> None:
+    """A bad variable saying where to write disables the configuration; it never falls back to localhost."""
+    config = resolve_config(environ={variable: value})
+    assert config.disabled is not None
+    assert variable in config.disabled
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from ._buffer import OutageBuffer
 from ._client import make_async_pool, make_pool
-from ._config import ExporterConfig, redact_url, resolve_config
+from ._config import ERROR_TYPE_INVALID_CONFIG, ExporterConfig, resolve_config
 from ._delivery import Delivery, Report
 from ._encoding import uid_prefix
 from ._formats import Entries, batch_encoder
@@ -35,6 +35,7 @@ from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._loop import LoopThread, keep_after_fork
 from ._metrics import ExporterMetrics, ExporterStats
+from ._redact import redact_url
 from ._writer import AsyncWriter, SyncWriter, WriteResult, async_writer, sync_writer
 
 DEFAULT_SHUTDOWN_TIMEOUT_MS = 30_000
@@ -131,6 +132,13 @@ class RedisLogExporter(LogRecordExporter):
       master through Sentinel (``url`` then only gives the user, password, db and scheme).
     * ``wait_replicas``: report a batch written only once that many replicas have it (``WAIT``).
     * ``certificate``, ``client_certificate``, ``client_key``: PEM files for ``rediss://``.
+    * ``username``, ``password``: the ACL user and password, kept out of the URL (they win over
+      the URL's).
+    * ``max_entry_bytes``: approximate cap on one entry's size; larger collections are cut.
+
+    The URL is checked completely here (``ValueError`` without its password). An invalid
+    ``OTEL_EXPORTER_REDIS_*URL`` or ``..._SENTINELS`` disables the exporter instead of writing
+    elsewhere: one error is logged and every export returns ``FAILURE`` (``invalid_config``).
 
     The constructor does no I/O: the connection opens on the first export. ``export`` never
     raises; it returns ``FAILURE`` and logs the reason on the ``otel_redis_exporter`` logger.
@@ -161,6 +169,9 @@ class RedisLogExporter(LogRecordExporter):
         certificate: str | None = None,
         client_key: str | None = None,
         client_certificate: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        max_entry_bytes: int | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -186,7 +197,14 @@ class RedisLogExporter(LogRecordExporter):
             certificate=certificate,
             client_key=client_key,
             client_certificate=client_certificate,
+            username=username,
+            password=password,
+            max_entry_bytes=max_entry_bytes,
         )
+        if self._config.disabled is not None:
+            logger.error(
+                "The Redis log exporter is disabled, nothing will be written: %s", self._config.disabled
+            )
         self._async = self._config.mode == "async"
         self._template = StreamKeyTemplate.parse(self._config.stream)
         self._encode = batch_encoder(self._config, self._template)
@@ -216,7 +234,9 @@ class RedisLogExporter(LogRecordExporter):
         return self._config
 
     def __repr__(self) -> str:
-        return f"RedisLogExporter(url={redact_url(self._config.url)!r}, stream={self._config.stream!r})"
+        disabled = "" if self._config.disabled is None else ", disabled=True"
+        url = redact_url(self._config.url)
+        return f"RedisLogExporter(url={url!r}, stream={self._config.stream!r}{disabled})"
 
     def stats(self) -> ExporterStats:
         """Counters since construction: written, dropped by reason, buffered now, failed exports."""
@@ -225,6 +245,9 @@ class RedisLogExporter(LogRecordExporter):
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Write ``batch``, one entry per record, within one deadline; never raises."""
         if self._stop.is_set():
+            return LogRecordExportResult.FAILURE
+        if self._config.disabled is not None:  # logged once, at construction
+            self._metrics.dropped(len(batch), ERROR_TYPE_INVALID_CONFIG)
             return LogRecordExportResult.FAILURE
         started = self._clock()
         try:
