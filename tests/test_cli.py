@@ -189,7 +189,7 @@ def test_bad_url_is_a_usage_error() -> None:
     """A URL with another scheme: exit 2, one clear line, no traceback."""
     result = run("tail", "--url", "http://127.0.0.1:6379")
     assert result.returncode == 2
-    assert "url must start with one of redis://" in result.stderr
+    assert "invalid URL: it must start with one of redis://" in result.stderr
     assert "Traceback" not in result.stderr
 
 

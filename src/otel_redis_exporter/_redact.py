@@ -65,6 +65,10 @@ def redact_url(url: str) -> str:
     if not url_is_clean(url):
         return INVALID_URL
     parts = urlsplit(url)
+    if parts.password is None and not any(
+        is_secret_parameter(name) for name, _ in parse_qsl(parts.query, keep_blank_values=True)
+    ):
+        return url
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, _, address = netloc.rpartition("@")

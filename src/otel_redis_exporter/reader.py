@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis import exceptions as rex
 
 from ._client import make_pool
 from ._config import ExporterConfig, resolve_config
@@ -533,6 +534,8 @@ class RedisLogReader:
         out: list[StreamStats] = []
         for position, key in enumerate(keys):
             info, memory, groups = replies[3 * position : 3 * position + 3]
+            if isinstance(info, rex.NoPermissionError) or str(info).startswith("NOPERM"):
+                raise info  # a missing right is not a missing key
             if isinstance(info, Exception):
                 continue  # deleted between SCAN and XINFO
             info = _fields(info) if not isinstance(info, dict) else info
