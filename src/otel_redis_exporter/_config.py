@@ -6,6 +6,7 @@ value logs a warning and falls back to the default, so a typo in a deployment ne
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -163,28 +164,34 @@ def _url_parsers() -> Mapping[str, Callable[[str], object]]:
     return {name: parser for name, parser in parsers.items() if name not in _URL_POOL_ONLY}
 
 
+def _attempt(compute: Callable[[], T]) -> T | None:
+    """``compute()``, or None when it raises ``ValueError`` or ``TypeError``."""
+    try:
+        return compute()
+    except (TypeError, ValueError):
+        return None
+
+
 def _check_url(url: str) -> str:
     """The URL if redis-py will connect with it: scheme, host, port, db and query options are
     checked here, so a typo fails at construction. Messages never show the URL's secrets."""
     if not isinstance(url, str):
         raise ValueError(f"url must be a str; got {type(url).__name__}")
     allowed = ", ".join(f"{s}://" for s in URL_SCHEMES)
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise ValueError("invalid URL: it cannot be split into its parts") from None
+    # Errors are raised outside `except` blocks: a chained exception would carry urllib's
+    # message, and that quotes pieces of the URL.
+    parts = _attempt(lambda: urlsplit(url))
+    if parts is None:
+        raise ValueError("invalid URL: it cannot be split into its parts")
     if parts.scheme not in URL_SCHEMES or not url.startswith(f"{parts.scheme}://"):
         raise ValueError(f"invalid URL: it must start with one of {allowed}")
     encode_hint = (
         "a '/', '#', '?' or '@' in the user or password must be percent-encoded "
         "(urllib.parse.quote(password, safe='')), or the password passed as an argument"
     )
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(
-            f"invalid URL: the port must be a number from 1 to {_MAX_PORT}; {encode_hint}"
-        ) from None
+    port = _attempt(lambda: parts.port or 0)
+    if port is None:
+        raise ValueError(f"invalid URL: the port must be a number from 1 to {_MAX_PORT}; {encode_hint}")
     if not url_is_clean(url):
         raise ValueError(f"invalid URL: {encode_hint}")
     if parts.scheme == "unix":
@@ -193,7 +200,7 @@ def _check_url(url: str) -> str:
     else:
         if not parts.hostname:
             raise ValueError("invalid URL: it names no host, e.g. redis://localhost:6379/0")
-        if port is not None and not 0 < port <= _MAX_PORT:
+        if parts.port is not None and not 0 < port <= _MAX_PORT:
             raise ValueError(f"invalid URL: the port must be a number from 1 to {_MAX_PORT}")
         db = parts.path.strip("/")
         if db and not db.isdigit():
@@ -205,8 +212,12 @@ def _check_url(url: str) -> str:
 def _check_url_query(query: str, *, tls: bool) -> None:
     parsers = _url_parsers()
     known = set(parsers) | _URL_TEXT_OPTIONS | (_URL_TLS_OPTIONS if tls else set())
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        shown = repr(name) if _PARAMETER_NAME.fullmatch(name) and not is_secret_parameter(name) else "a name"
+    pairs = parse_qsl(query, keep_blank_values=True)
+    # Next to a secret, an unknown "name" may be a piece of it (an unescaped '&'): not shown then.
+    has_secret = any(is_secret_parameter(name) for name, _ in pairs)
+    for name, value in pairs:
+        safe = _PARAMETER_NAME.fullmatch(name) and not is_secret_parameter(name) and not has_secret
+        shown = repr(name) if safe or name in known else "a name"
         if name not in known:
             hint = " (a TLS option needs rediss://)" if name in _URL_TLS_OPTIONS else ""
             raise ValueError(
@@ -214,10 +225,9 @@ def _check_url_query(query: str, *, tls: bool) -> None:
                 f"known: {', '.join(sorted(known))}"
             )
         parser = parsers.get(name)
-        try:
-            parsed = parser(value) if parser is not None else value
-        except (TypeError, ValueError):
-            raise ValueError(f"invalid URL: the query parameter {shown} has an invalid value") from None
+        parsed = value if parser is None else _attempt(functools.partial(parser, value))
+        if parsed is None:
+            raise ValueError(f"invalid URL: the query parameter {shown} has an invalid value")
         if name == "db" and (not isinstance(parsed, int) or parsed < 0):
             raise ValueError("invalid URL: the query parameter 'db' must be a number >= 0")
 

@@ -6,7 +6,7 @@
   other query parameter whose name looks secret, percent-encoded or not);
 * every URL that cannot be split cleanly (a ``/``, ``#`` or ``?`` left unescaped in a password
   moves part of it into the path, query or fragment): it becomes ``<invalid URL>``;
-* ``//user:password@`` even without a known scheme (a mistyped ``redis//``);
+* ``user:password@`` even without a known scheme (a mistyped ``redis//``);
 * each string of ``secrets`` (passwords given outside the URL), as given and percent-encoded;
 * secrets registered with ``remember`` (the package logger's filter scrubs those).
 """
@@ -27,13 +27,23 @@ URL_SCHEMES = ("redis", "rediss", "unix")
 _SECRET_NAME = re.compile(r"pass|pwd|secret|token|auth|credential|key", re.IGNORECASE)
 # A URL inside a longer text: up to the next blank, quote or bracket.
 _URL_IN_TEXT = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*:)?//[^\s'\"<>`]+")
-# user:password@ after // even where the scheme is mistyped.
-_USERINFO = re.compile(r"//([^/\s:@'\"]*):[^@\s'\"]*@")
+# user:password@ anywhere, even where the scheme is mistyped or missing.
+_USERINFO = re.compile(r"([\w.~%+-]*):([^\s'\"]+)@")
 _SECRET_PARAMETER = re.compile(
     r"((?:%[0-9A-Fa-f]{2}|[A-Za-z0-9_.-])*(?:pass|pwd|secret|token|auth|credential|key)"
-    r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9_.-])*=)[^&\s'\"#]*",
+    r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9_.-])*=)([^\s'\"]*)",
     re.IGNORECASE,
 )
+# redis-py's URL options, whose names are safe to show.
+_OPTION_NAMES = frozenset(
+    {
+        "db", "username", "client_name", "encoding", "encoding_errors", "protocol", "max_connections",
+        "socket_timeout", "socket_connect_timeout", "socket_read_size", "socket_keepalive",
+        "retry_on_timeout", "health_check_interval", "legacy_responses", "ssl_check_hostname",
+        "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_path", "ssl_certfile", "ssl_ciphers",
+        "ssl_min_version", "ssl_include_verify_flags", "ssl_exclude_verify_flags",
+    }
+)  # fmt: skip
 # Secrets shorter than this are not scrubbed from free text: they would mangle every message.
 _MIN_REMEMBERED = 3
 
@@ -76,9 +86,14 @@ def redact_url(url: str) -> str:
         netloc = f"{user}:{HIDDEN}@{address}" if has_password else f"{user}@{address}"
     query = parts.query
     if query:
+        # An unescaped '&' in a secret value starts another "parameter": only the names of
+        # redis-py's options are shown, next to a secret.
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(name, HIDDEN if is_secret_parameter(name) else value) for name, value in pairs], safe="*"
+        query = "&".join(
+            urlencode([(name, HIDDEN if is_secret_parameter(name) else value)], safe="*")
+            if name in _OPTION_NAMES or is_secret_parameter(name)
+            else HIDDEN
+            for name, value in pairs
         )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -112,8 +127,8 @@ def remember(secrets: Iterable[str | None]) -> None:
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     """``text`` safe to show: URLs redacted (see the module docstring), each secret hidden."""
     text = _URL_IN_TEXT.sub(lambda match: _redact_found_url(match.group(0)), text)
-    text = _USERINFO.sub(lambda match: f"//{match.group(1)}:{HIDDEN}@", text)
-    text = _SECRET_PARAMETER.sub(lambda match: f"{match.group(1)}{HIDDEN}", text)
+    text = _SECRET_PARAMETER.sub(_hide_parameter, text)
+    text = _USERINFO.sub(_hide_userinfo, text)
     with _lock:
         known = set(_remembered)
     for secret in secrets:
@@ -123,6 +138,20 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in sorted(known, key=len, reverse=True):
         text = text.replace(secret, HIDDEN)
     return text
+
+
+def _hide_parameter(match: re.Match[str]) -> str:
+    value = match.group(2)
+    if value == HIDDEN or value.startswith(f"{HIDDEN}&"):  # a URL redact_url already took care of
+        return match.group(0)
+    # The value may hold an unescaped '&': hide the rest of the word, not only up to the '&'.
+    return f"{match.group(1)}{HIDDEN}"
+
+
+def _hide_userinfo(match: re.Match[str]) -> str:
+    if match.group(2).endswith(HIDDEN):  # a URL redact_url already took care of
+        return match.group(0)
+    return f"{match.group(1)}:{HIDDEN}@"
 
 
 def _redact_found_url(found: str) -> str:
