@@ -536,11 +536,12 @@ class BatchEncoder:
             PLACEHOLDER_BODY,
         )
         fields: Fields = {"v": SCHEMA_VERSION}
-        timestamp = now_ns
+        observed = timestamp = now_ns
         with contextlib.suppress(Exception):
             log = record.log_record
-            timestamp = int(log.observed_timestamp or log.timestamp or now_ns)
-        fields["timestamp"] = fields["observed_timestamp"] = int_text(timestamp)
+            observed = int(log.observed_timestamp or log.timestamp or now_ns)
+            timestamp = int(log.timestamp or observed)
+        fields["timestamp"], fields["observed_timestamp"] = int_text(timestamp), int_text(observed)
         fields["body"] = PLACEHOLDER_BODY
         with contextlib.suppress(Exception):
             log = record.log_record

@@ -67,6 +67,9 @@ def _sentinel_reasons(text: str) -> str:
 _DENIED_COMMAND = re.compile(r"run the '([a-z|_-]+)' command", re.IGNORECASE)
 
 
+_PIPELINE_PREFIX = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
+
+
 def _grant(text: str) -> str:
     """What to grant for a NOPERM reply: the command it names, or access to the keys."""
     command = _DENIED_COMMAND.search(text)
@@ -107,7 +110,9 @@ def error_type(error: BaseException) -> str:
 
 def describe(error: BaseException) -> str:
     """A one-line reason with what to do about it; never contains a password."""
-    text = str(error).strip() or type(error).__name__
+    # redis-py puts "Command # 1 (XRANGE ...) of pipeline caused error: " before a pipeline's
+    # replies; the server's own words are what says what to do.
+    text = _PIPELINE_PREFIX.sub("", str(error).strip()) or type(error).__name__
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return f"authentication failed ({text}); check the user name and password in the URL"
     if isinstance(error, rex.NoPermissionError) or text.startswith("NOPERM"):

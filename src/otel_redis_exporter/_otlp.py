@@ -20,10 +20,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import format_trace_id
 
 from ._encoding import (
@@ -252,18 +254,26 @@ class OtlpEncoder:
         return fields
 
     def _placeholder(self, record: ReadableLogRecord, error: Exception) -> EntryFields:
-        """The entry standing in for a record that could not be encoded: the record with the
-        body ``PLACEHOLDER_BODY`` and no attributes, and the error's type."""
+        """The entry standing in for a record that could not be encoded: a new record with the
+        body ``PLACEHOLDER_BODY``, the original's timestamps, resource and scope where they can
+        be encoded, and the error's type."""
         logger.warning(
             "A log record could not be encoded (%s: %s); it is written with the body %r",
             type(error).__name__,
             _str_of(error)[:200],
             PLACEHOLDER_BODY,
         )
-        clean = copy.copy(record.log_record)
-        clean.body = PLACEHOLDER_BODY
-        clean.attributes = {}
-        return self._entry(dataclasses.replace(record, log_record=clean), type(error).__name__)
+        log = record.log_record
+        clean = LogRecord(
+            timestamp=log.timestamp if isinstance(log.timestamp, int) else None,
+            observed_timestamp=log.observed_timestamp if isinstance(log.observed_timestamp, int) else None,
+            body=PLACEHOLDER_BODY,
+        )
+        try:
+            return self._entry(dataclasses.replace(record, log_record=clean), type(error).__name__)
+        except Exception:  # the resource or scope is what fails: leave them out too
+            bare = ReadableLogRecord(log_record=clean, resource=Resource.get_empty())
+            return self._entry(bare, type(error).__name__)
 
 
 def any_value(value: AnyValue) -> Any:
