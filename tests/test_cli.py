@@ -189,7 +189,7 @@ def test_bad_url_is_a_usage_error() -> None:
     """A URL with another scheme: exit 2, one clear line, no traceback."""
     result = run("tail", "--url", "http://127.0.0.1:6379")
     assert result.returncode == 2
-    assert "url must start with one of redis://" in result.stderr
+    assert "invalid URL: it must start with one of redis://" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -288,3 +288,99 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("tail", "trace", "stats", "forward"):
         assert command in result.stdout
+
+
+# --------------------------------------------------------------------------
+# a safe terminal, one-line errors, hints for empty results
+# --------------------------------------------------------------------------
+
+FORGED = "\x1b[2K\x1b[1Glogin ok for admin\x1b]0;owned\x07\r\n\x00\x08\x7f\x9b31m\u202etxt"
+
+
+def test_tail_shows_every_control_character_as_an_escape(redis_url: str) -> None:
+    """Escape sequences in a body, attribute, key and service name reach the terminal only as visible text."""
+    export(
+        redis_url,
+        [make_record(FORGED, {f"k{FORGED}": FORGED}, resource=Resource({"service.name": f"svc{FORGED}"}))],
+    )
+    result = subprocess.run(
+        [otel_redis_path(), "tail", "--url", redis_url, "--color", "never"],
+        capture_output=True,
+        timeout=30,
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split(b"\n")
+    assert lines[-1] == b""
+    assert len(lines) == 2, result.stdout
+    text = lines[0].decode("utf-8")
+    controls = [char for char in text if ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F]
+    assert controls == [], controls
+    assert "\u202e" not in text
+    assert (
+        "\\x1b[2K\\x1b[1Glogin ok for admin\\x1b]0;owned\\x07\\r\\n\\x00\\x08\\x7f\\x9b31m\\u202etxt" in text
+    )
+
+
+def test_tail_json_keeps_control_characters_exactly(redis_url: str) -> None:
+    """--json output is exact: the body decodes to the very string that was logged."""
+    export(redis_url, [make_record(FORGED)])
+    result = run("--json", "tail", "--url", redis_url)
+    assert json.loads(result.stdout)["body"] == FORGED
+
+
+def test_stats_reports_a_missing_right_as_one(server: ServerProcess, redis_url: str) -> None:
+    """stats as the writer user (~otel:* +xadd): exit 1 naming the command to grant, not 'no keys'."""
+    export(redis_url, [make_record(str(n)) for n in range(100)])
+    with server.client() as client:
+        client.execute_command(
+            "ACL", "SETUSER", "cli-writer", "reset", "on", ">writer-pw", "~otel:*", "+xadd"
+        )
+    try:
+        result = run("stats", "--url", f"redis://cli-writer:writer-pw@{server.host}:{server.port}/0")
+    finally:
+        with server.client() as client:
+            client.execute_command("ACL", "DELUSER", "cli-writer")
+    assert result.returncode == 1
+    assert "NOPERM" in result.stderr
+    assert "grant it +xinfo" in result.stderr
+    assert "no stream keys" not in result.stdout + result.stderr
+    assert "writer-pw" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_key_of_another_type_is_one_line(redis_url: str, redis_client: redis.Redis) -> None:
+    """tail on a string key: exit 1, one line saying the key holds another data type."""
+    redis_client.set("otel:logs", "not a stream")
+    result = run("tail", "--url", redis_url)
+    assert result.returncode == 1
+    assert "holds another data type" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_url_option_is_a_usage_error() -> None:
+    """?foo=bar: exit 2 with one line naming the parameter, no traceback."""
+    result = run("tail", "--url", "redis://127.0.0.1:6379/0?foo=bar")
+    assert result.returncode == 2
+    assert "query parameter 'foo'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "hint"),
+    [
+        (["--stream", "nosuch", "tail"], "no such stream key: nosuch"),
+        (["--stream", "nosuch", "stats"], "no such stream key: nosuch"),
+        (["--pattern", "nothing:*", "tail"], "no stream key matches the pattern"),
+        (["tail", "--severity", "FATAL"], "no record matched"),
+    ],
+)
+def test_an_empty_result_says_why(logs: str, arguments: list[str], hint: str) -> None:
+    """Nothing to show: exit 0, no output, and a hint on stderr saying why."""
+    result = run("--url", logs, *arguments)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert hint in result.stderr

@@ -8,16 +8,19 @@ import subprocess
 import sys
 
 import pytest
+from redis.exceptions import ResponseError
 
+from otel_redis_exporter._client import make_pool, url_options
 from otel_redis_exporter._config import (
     DEFAULT_MAX_VALUE_LENGTH,
     DEFAULT_MAXLEN,
     DEFAULT_STREAM,
     DEFAULT_TIMEOUT_S,
     DEFAULT_URL,
-    redact_url,
     resolve_config,
 )
+from otel_redis_exporter._errors import describe
+from otel_redis_exporter._redact import redact_url
 
 
 def test_defaults_without_arguments_or_environment() -> None:
@@ -72,7 +75,6 @@ def test_signal_specific_url_wins_over_generic_url() -> None:
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("OTEL_EXPORTER_REDIS_LOGS_URL", "http://example/"),
         ("OTEL_EXPORTER_REDIS_LOGS_MAXLEN", "lots"),
         ("OTEL_EXPORTER_REDIS_LOGS_MAXLEN", "-1"),
         ("OTEL_EXPORTER_REDIS_TIMEOUT", "0"),
@@ -82,8 +84,6 @@ def test_signal_specific_url_wins_over_generic_url() -> None:
         ("OTEL_EXPORTER_REDIS_CLUSTER", "maybe"),
         ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "0"),
         ("OTEL_EXPORTER_REDIS_LOGS_SHARDS", "100000"),
-        ("OTEL_EXPORTER_REDIS_SENTINELS", "host:port"),
-        ("OTEL_EXPORTER_REDIS_SENTINELS", " , "),
         ("OTEL_EXPORTER_REDIS_WAIT_REPLICAS", "-1"),
         ("OTEL_EXPORTER_REDIS_CERTIFICATE", "/no/such/ca.pem"),
     ],
@@ -96,6 +96,23 @@ def test_invalid_environment_value_warns_and_uses_default(
         config = resolve_config(environ={variable: value})
     assert config == resolve_config(environ={})
     assert variable in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_EXPORTER_REDIS_LOGS_URL", "http://example/"),
+        ("OTEL_EXPORTER_REDIS_URL", "redis://:pw@host:abc/0"),
+        ("OTEL_EXPORTER_REDIS_URL", "redis://host/0?foo=bar"),
+        ("OTEL_EXPORTER_REDIS_SENTINELS", "host:port"),
+        ("OTEL_EXPORTER_REDIS_SENTINELS", " , "),
+    ],
+)
+def test_invalid_environment_address_disables_instead_of_using_the_default(variable: str, value: str) -> None:
+    """A bad variable saying where to write disables the configuration; it never falls back to localhost."""
+    config = resolve_config(environ={variable: value})
+    assert config.disabled is not None
+    assert variable in config.disabled
 
 
 @pytest.mark.parametrize(
@@ -159,3 +176,43 @@ def test_missing_redis_package_raises_a_clear_import_error() -> None:
     assert output.startswith("RedisNotInstalledError |")
     assert "pip install" in output
     assert "'redis'" in output
+
+
+def test_an_unavailable_encoding_from_the_environment_falls_back_to_flat(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """OTEL_EXPORTER_REDIS_LOGS_ENCODING=otlp_json without the otlp extra: flat, and one warning naming it."""
+    import otel_redis_exporter  # noqa: PLC0415
+
+    monkeypatch.delattr(otel_redis_exporter, "_otlp", raising=False)
+    monkeypatch.setitem(sys.modules, "otel_redis_exporter._otlp", None)  # what a missing extra looks like
+    with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
+        config = resolve_config(environ={"OTEL_EXPORTER_REDIS_LOGS_ENCODING": "otlp_json"})
+    assert config.encoding == "flat"
+    assert "OTEL_EXPORTER_REDIS_LOGS_ENCODING" in caplog.text
+    assert "otlp" in caplog.text
+
+
+def test_username_and_password_reach_every_pool() -> None:
+    """username= and password= (or their variables) win over the URL's on the pool's connections."""
+    env = {"OTEL_EXPORTER_REDIS_USERNAME": "env-user", "OTEL_EXPORTER_REDIS_PASSWORD": "env-pw"}
+    config = resolve_config(url="redis://url-user:url-pw@h/0", environ=env)
+    pool = make_pool(config)
+    assert (pool.connection_kwargs["username"], pool.connection_kwargs["password"]) == ("env-user", "env-pw")
+    arguments = {"username": "arg-user", "password": "arg-pw"}
+    config = resolve_config(url="redis://h/0", **arguments, environ=env)
+    assert url_options(config)["username"] == "arg-user"
+    assert make_pool(config).connection_kwargs["password"] == arguments["password"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "advice"),
+    [
+        ("NOPERM User r has no permissions to run the 'xinfo|stream' command", "grant it +xinfo|stream"),
+        ("NOPERM No permissions to access a key", "access to the stream keys"),
+        ("ERR This instance has cluster support disabled", "OTEL_EXPORTER_REDIS_CLUSTER"),
+    ],
+)
+def test_reasons_name_what_to_change(reply: str, advice: str) -> None:
+    """NOPERM names the command to grant; the cluster hint names the argument and the variable."""
+    assert advice in describe(ResponseError(reply))

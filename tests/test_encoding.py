@@ -254,3 +254,14 @@ def test_uid_starts_with_the_time_like_a_ulid() -> None:
     later = uid_prefix(1_700_000_000_001, 0)
     assert earlier[:10] < later[:10]
     assert uid_prefix(0, 0) == "0" * 22
+
+
+def test_a_missing_template_attribute_is_logged_once_per_key(caplog: Any) -> None:
+    """A resource without the template's attribute: written to logs:unknown, and one warning saying so."""
+    template = StreamKeyTemplate.parse("logs:{service.name}")
+    with caplog.at_level("WARNING", logger="otel_redis_exporter"):
+        keys = {template.render({"host.name": "a"}) for _ in range(3)}
+    assert keys == {"logs:unknown"}
+    warnings = [record for record in caplog.records if "service.name" in record.getMessage()]
+    assert len(warnings) == 1, [record.getMessage() for record in warnings]
+    assert "logs:unknown" in warnings[0].getMessage()

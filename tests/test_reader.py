@@ -554,7 +554,7 @@ def test_reader_constructor_does_no_io_and_hides_the_password() -> None:
     reader.close()
     with pytest.raises(ValueError, match="exclusive"):
         RedisLogReader(url="redis://127.0.0.1:1/0", keys=["a"], pattern="b*")
-    with pytest.raises(ValueError, match="url must start with"):
+    with pytest.raises(ValueError, match="must start with one of redis://"):
         RedisLogReader(url="http://127.0.0.1:1")
 
 

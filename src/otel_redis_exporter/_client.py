@@ -64,12 +64,26 @@ def tls_kwargs(config: ExporterConfig) -> dict[str, Any]:
     return kwargs
 
 
+def credentials(config: ExporterConfig) -> dict[str, Any]:
+    """The ``username`` and ``password`` settings; they win over the URL's user and password."""
+    given = {"username": config.username, "password": config.password}
+    return {name: value for name, value in given.items() if value is not None}
+
+
 def url_options(config: ExporterConfig) -> dict[str, Any]:
     """What the URL says besides its address: user, password, db and query options."""
     options: dict[str, Any] = _module("redis.connection").parse_url(config.url)
     for name in ("host", "port", "path", "connection_class"):
         options.pop(name, None)
+    options.update(credentials(config))
     return options
+
+
+def _from_url(pool_class: Any, config: ExporterConfig, kwargs: dict[str, Any]) -> Any:
+    """``pool_class.from_url`` with the credentials given outside the URL (from_url lets the URL win)."""
+    pool = pool_class.from_url(config.url, **kwargs)
+    pool.connection_kwargs.update(credentials(config))
+    return pool
 
 
 def make_pool(config: ExporterConfig) -> Any:
@@ -83,7 +97,7 @@ def make_pool(config: ExporterConfig) -> Any:
     kwargs = {**connection_kwargs(config, redis.retry.Retry(NoBackoff(), 0)), **tls_kwargs(config)}
     if config.sentinels:
         return _sentinel_pool(_module("redis.sentinel"), config, kwargs)
-    return redis.ConnectionPool.from_url(config.url, **kwargs)
+    return _from_url(redis.ConnectionPool, config, kwargs)
 
 
 def make_async_pool(config: ExporterConfig) -> Any:
@@ -93,7 +107,7 @@ def make_async_pool(config: ExporterConfig) -> Any:
     kwargs = {**connection_kwargs(config, redis.asyncio.retry.Retry(NoBackoff(), 0)), **tls_kwargs(config)}
     if config.sentinels:
         return _sentinel_pool(_module("redis.asyncio.sentinel"), config, kwargs)
-    return redis.asyncio.ConnectionPool.from_url(config.url, **kwargs)
+    return _from_url(redis.asyncio.ConnectionPool, config, kwargs)
 
 
 def _module(name: str) -> Any:

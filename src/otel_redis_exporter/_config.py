@@ -6,17 +6,20 @@ value logs a warning and falls back to the default, so a typo in a deployment ne
 
 from __future__ import annotations
 
-import logging
+import functools
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
+
+import redis.connection
 
 from ._keys import MAX_SHARDS, StreamKeyTemplate
-
-_logger = logging.getLogger(__name__)
+from ._log import logger as _logger
+from ._redact import URL_SCHEMES, is_secret_parameter, redact, redact_url, url_is_clean
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -31,7 +34,6 @@ DEFAULT_TIMEOUT_S = 10.0
 # OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT. Longer values are truncated and the entry says so.
 DEFAULT_MAX_VALUE_LENGTH = 64 * 1024
 
-URL_SCHEMES = ("redis", "rediss", "unix")
 # Bounds of the sender's queue: records waiting to be written, and their approximate size in bytes
 # (50,000 records is 10 s of logging at 5,000 records/s).
 DEFAULT_BUFFER_MAX_RECORDS = 50_000
@@ -52,6 +54,14 @@ ENV_BUFFER_MAX_RECORDS = "OTEL_EXPORTER_REDIS_LOGS_BUFFER_MAX_RECORDS"
 ENV_BUFFER_MAX_BYTES = "OTEL_EXPORTER_REDIS_LOGS_BUFFER_MAX_BYTES"
 ENV_ENCODING = "OTEL_EXPORTER_REDIS_LOGS_ENCODING"
 ENV_TRACE_INDEX_TTL = "OTEL_EXPORTER_REDIS_LOGS_TRACE_INDEX_TTL"
+ENV_MAX_ENTRY_BYTES = "OTEL_EXPORTER_REDIS_LOGS_MAX_ENTRY_BYTES"
+ENV_USERNAME = "OTEL_EXPORTER_REDIS_USERNAME"
+ENV_PASSWORD = "OTEL_EXPORTER_REDIS_PASSWORD"  # noqa: S105 (a variable name)
+# Approximate cap on one entry's encoded size, in bytes: collections in a body or attribute stop
+# growing once an entry reaches it (the entry's `truncated` field says which), so one huge record
+# can neither fill the server nor stall an export. Below redis-py's and the server's own limits.
+DEFAULT_MAX_ENTRY_BYTES = 1024 * 1024
+MIN_MAX_ENTRY_BYTES = 1024
 
 # "flat": one stream field per record attribute (the schema in the README); the OTLP encodings
 # put the record's standard OTLP ResourceLogs (JSON or protobuf bytes) in one `payload` field.
@@ -74,7 +84,9 @@ ENV_CERTIFICATE = "OTEL_EXPORTER_REDIS_CERTIFICATE"
 ENV_CLIENT_KEY = "OTEL_EXPORTER_REDIS_CLIENT_KEY"
 ENV_CLIENT_CERTIFICATE = "OTEL_EXPORTER_REDIS_CLIENT_CERTIFICATE"
 # Settings whose values a repr must never show.
-_SECRET_FIELDS = frozenset({"sentinel_password"})
+_SECRET_FIELDS = frozenset({"password", "sentinel_password"})
+# Why a configuration is disabled when an environment variable says where to connect and is wrong.
+ERROR_TYPE_INVALID_CONFIG = "invalid_config"
 
 Address = tuple[str, int]
 
@@ -106,12 +118,19 @@ class ExporterConfig:
     certificate: str | None = None
     client_key: str | None = None
     client_certificate: str | None = None
+    # The data nodes' ACL user and password when not in the URL (they win over the URL's).
+    username: str | None = None
+    password: str | None = None
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES
+    # Set when an environment variable that says where to write is invalid: the reason. Nothing
+    # is ever written with such a configuration (it must not go to some other server instead).
+    disabled: str | None = None
 
     def __repr__(self) -> str:
         def shown(name: str) -> object:
             value = getattr(self, name)
             if name == "url":
-                return redact_url(value)
+                return redact_url(value) if value else value
             if name in _SECRET_FIELDS and value is not None:
                 return "***"
             return value
@@ -119,29 +138,99 @@ class ExporterConfig:
         return f"ExporterConfig({', '.join(f'{f.name}={shown(f.name)!r}' for f in fields(self))})"
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe for logs and reprs."""
+# Query parameters a URL may set, besides those redis-py parses itself (URL_QUERY_ARGUMENT_PARSERS):
+# redis-py passes any other name on to the connection, which then fails on every connect.
+_URL_TEXT_OPTIONS = frozenset({"username", "password", "client_name", "encoding", "encoding_errors"})
+_URL_TLS_OPTIONS = frozenset(
+    {
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_cert_reqs",
+        "ssl_ciphers",
+        "ssl_password",
+    }
+)
+# Parsed by redis-py but not options of a plain connection pool: they would fail on connect.
+_URL_POOL_ONLY = frozenset({"timeout", "retry_on_error"})
+_MAX_PORT = 65535
+_PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _url_parsers() -> Mapping[str, Callable[[str], object]]:
+    parsers: Mapping[str, Callable[[str], object]] = getattr(
+        redis.connection, "URL_QUERY_ARGUMENT_PARSERS", {}
+    )
+    return {name: parser for name, parser in parsers.items() if name not in _URL_POOL_ONLY}
+
+
+def _attempt(compute: Callable[[], T]) -> T | None:
+    """``compute()``, or None when it raises ``ValueError`` or ``TypeError``."""
     try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    port = f":{parts.port}" if parts.port is not None else ""
-    netloc = f"{user}:***@{host}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+        return compute()
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_url(url: str) -> str:
-    scheme = urlsplit(url).scheme
-    if scheme not in URL_SCHEMES:
-        allowed = ", ".join(f"{s}://" for s in URL_SCHEMES)
-        raise ValueError(f"url must start with one of {allowed}; got {redact_url(url)!r}")
+    """The URL if redis-py will connect with it: scheme, host, port, db and query options are
+    checked here, so a typo fails at construction. Messages never show the URL's secrets."""
+    if not isinstance(url, str):
+        raise ValueError(f"url must be a str; got {type(url).__name__}")
+    allowed = ", ".join(f"{s}://" for s in URL_SCHEMES)
+    # Errors are raised outside `except` blocks: a chained exception would carry urllib's
+    # message, and that quotes pieces of the URL.
+    parts = _attempt(lambda: urlsplit(url))
+    if parts is None:
+        raise ValueError("invalid URL: it cannot be split into its parts")
+    if parts.scheme not in URL_SCHEMES or not url.startswith(f"{parts.scheme}://"):
+        raise ValueError(f"invalid URL: it must start with one of {allowed}")
+    encode_hint = (
+        "a '/', '#', '?' or '@' in the user or password must be percent-encoded "
+        "(urllib.parse.quote(password, safe='')), or the password passed as an argument"
+    )
+    port = _attempt(lambda: parts.port or 0)
+    if port is None:
+        raise ValueError(f"invalid URL: the port must be a number from 1 to {_MAX_PORT}; {encode_hint}")
+    if not url_is_clean(url):
+        raise ValueError(f"invalid URL: {encode_hint}")
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise ValueError("invalid URL: unix:// needs the socket's path, e.g. unix:///run/redis.sock")
+    else:
+        if not parts.hostname:
+            raise ValueError("invalid URL: it names no host, e.g. redis://localhost:6379/0")
+        if parts.port is not None and not 0 < port <= _MAX_PORT:
+            raise ValueError(f"invalid URL: the port must be a number from 1 to {_MAX_PORT}")
+        db = parts.path.strip("/")
+        if db and not db.isdigit():
+            raise ValueError("invalid URL: the path must be the database number, e.g. /0")
+    _check_url_query(parts.query, tls=parts.scheme == "rediss")
     return url
+
+
+def _check_url_query(query: str, *, tls: bool) -> None:
+    parsers = _url_parsers()
+    known = set(parsers) | _URL_TEXT_OPTIONS | (_URL_TLS_OPTIONS if tls else set())
+    pairs = parse_qsl(query, keep_blank_values=True)
+    # Next to a secret, an unknown "name" may be a piece of it (an unescaped '&'): not shown then.
+    has_secret = any(is_secret_parameter(name) for name, _ in pairs)
+    for name, value in pairs:
+        safe = _PARAMETER_NAME.fullmatch(name) and not is_secret_parameter(name) and not has_secret
+        shown = repr(name) if safe or name in known else "a name"
+        if name not in known:
+            hint = " (a TLS option needs rediss://)" if name in _URL_TLS_OPTIONS else ""
+            raise ValueError(
+                f"invalid URL: redis-py takes no query parameter {shown}{hint}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        parser = parsers.get(name)
+        parsed = value if parser is None else _attempt(functools.partial(parser, value))
+        if parsed is None:
+            raise ValueError(f"invalid URL: the query parameter {shown} has an invalid value")
+        if name == "db" and (not isinstance(parsed, int) or parsed < 0):
+            raise ValueError("invalid URL: the query parameter 'db' must be a number >= 0")
 
 
 def _check_stream(stream: str) -> str:
@@ -309,6 +398,25 @@ def _conflict(message: str, from_environment: Sequence[str]) -> None:
     _logger.warning("%s; ignoring %s.", message, " and ".join(from_environment))
 
 
+def _check_entry_bytes(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < MIN_MAX_ENTRY_BYTES:
+        raise ValueError(
+            f"max_entry_bytes must be a whole number of bytes >= {MIN_MAX_ENTRY_BYTES}; got {value!r}"
+        )
+    return value
+
+
+def _check_secret(name: str) -> Callable[[str], str]:
+    """A user name or password: a non-empty str. The message never shows the value."""
+
+    def check(value: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty str")
+        return value
+
+    return check
+
+
 def _check_length(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 16:
         raise ValueError(f"max_value_length must be a whole number >= 16; got {value!r}")
@@ -362,6 +470,9 @@ def resolve_config(
     certificate: str | None = None,
     client_key: str | None = None,
     client_certificate: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    max_entry_bytes: int | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ExporterConfig:
     """Build the configuration from arguments, then ``OTEL_EXPORTER_REDIS_*`` variables, then defaults."""
@@ -445,13 +556,16 @@ def resolve_config(
             default=DEFAULT_BUFFER_MAX_BYTES,
             environ=env,
         ),
-        encoding=_resolve(
+        encoding=_available_encoding(
             encoding,
-            (ENV_ENCODING,),
-            parse=str.lower,
-            check=_check_encoding,
-            default=DEFAULT_ENCODING,
-            environ=env,
+            _resolve(
+                encoding,
+                (ENV_ENCODING,),
+                parse=str.lower,
+                check=_check_encoding,
+                default=DEFAULT_ENCODING,
+                environ=env,
+            ),
         ),
         trace_index_ttl_s=_resolve(
             trace_index_ttl,
@@ -462,7 +576,62 @@ def resolve_config(
             environ=env,
         )
         or None,
+        username=_resolve(
+            username, (ENV_USERNAME,), parse=str, check=_check_secret("username"), default=None, environ=env
+        ),
+        password=_resolve(
+            password, (ENV_PASSWORD,), parse=str, check=_check_secret("password"), default=None, environ=env
+        ),
+        max_entry_bytes=_resolve(
+            max_entry_bytes,
+            (ENV_MAX_ENTRY_BYTES,),
+            parse=int,
+            check=_check_entry_bytes,
+            default=DEFAULT_MAX_ENTRY_BYTES,
+            environ=env,
+        ),
     )
+
+
+def _available_encoding(argument: str | None, resolved: str) -> str:
+    """An OTLP encoding asked for by the environment without the ``otlp`` extra falls back to
+    ``flat`` with a warning (an argument raises ``OtlpNotInstalledError`` in the exporter)."""
+    if argument is not None or resolved == DEFAULT_ENCODING:
+        return resolved
+    from ._formats import import_otlp  # noqa: PLC0415 - _formats imports this module
+
+    try:
+        import_otlp()
+    except ImportError as error:
+        _logger.warning(
+            "Ignoring %s=%s: %s; using the default %r.", ENV_ENCODING, resolved, error, DEFAULT_ENCODING
+        )
+        return DEFAULT_ENCODING
+    return resolved
+
+
+def _where_to(
+    argument: T | None,
+    env_names: tuple[str, ...],
+    *,
+    parse: Callable[[str], T],
+    check: Callable[[T], T],
+    default: T,
+    environ: Mapping[str, str],
+) -> tuple[T, str | None]:
+    """Like ``_resolve`` for a setting that says where to write, where falling back to the default
+    could send the logs to another server: a bad variable disables the exporter instead (the
+    second item is why)."""
+    if argument is not None:
+        return check(argument), None
+    for name in env_names:
+        raw = environ.get(name, "").strip()
+        if raw:
+            try:
+                return check(parse(raw)), None
+            except ValueError as error:
+                return default, f"{name}: {redact(str(error))}"
+    return default, None
 
 
 def _resolve_deployment(
@@ -486,10 +655,22 @@ def _resolve_deployment(
     """
     env = environ
     sentinel_addresses = _sentinels_argument(sentinels) if sentinels is not None else None
+    resolved_url, url_problem = _where_to(
+        url, (ENV_URL, ENV_URL_GENERIC), parse=str, check=_check_url, default=DEFAULT_URL, environ=env
+    )
+    resolved_sentinels, sentinels_problem = _where_to(
+        sentinel_addresses,
+        (ENV_SENTINELS,),
+        parse=_parse_sentinels,
+        check=_check_sentinels,
+        default=(),
+        environ=env,
+    )
+    if url_problem is not None:
+        resolved_url = ""
     resolved: dict[str, Any] = {
-        "url": _resolve(
-            url, (ENV_URL, ENV_URL_GENERIC), parse=str, check=_check_url, default=DEFAULT_URL, environ=env
-        ),
+        "disabled": url_problem or sentinels_problem,
+        "url": resolved_url,
         "cluster": _resolve(
             cluster,
             (ENV_CLUSTER,),
@@ -501,14 +682,7 @@ def _resolve_deployment(
         "shards": _resolve(
             shards, (ENV_SHARDS,), parse=int, check=_check_shards, default=DEFAULT_SHARDS, environ=env
         ),
-        "sentinels": _resolve(
-            sentinel_addresses,
-            (ENV_SENTINELS,),
-            parse=_parse_sentinels,
-            check=_check_sentinels,
-            default=(),
-            environ=env,
-        ),
+        "sentinels": resolved_sentinels,
         "sentinel_master": _resolve(
             sentinel_master,
             (ENV_SENTINEL_MASTER,),
@@ -574,6 +748,12 @@ def _resolve_deployment(
         _conflict(message, [variables[name] for name in from_env])
         for name in [name for name in drop if name in from_env] or drop:
             resolved[name] = defaults.get(name)
+            if name == "url":
+                # Another server than the one named would get the logs: write nowhere instead.
+                resolved["disabled"] = f"{variables['url']}: {message}"
+
+    if resolved["disabled"] is not None:
+        return resolved
 
     def scheme() -> str:
         return str(urlsplit(resolved["url"]).scheme)

@@ -11,7 +11,14 @@ JSON keeps ints, bools, lists and nested maps. What JSON cannot hold gets a one-
 * ``{"$float": "nan" | "inf" | "-inf"}`` non-finite floats (lossless)
 * ``{"$map": [[key, value], ...]}``      a map with non-string keys, or one that looks like a tag
 * ``{"$str": "<text>"}``                 anything else: ``str()`` of it (the type is lost), also
-  used for cycles and for nesting deeper than ``MAX_DEPTH``
+  used for cycles, for nesting deeper than ``MAX_DEPTH``, for an int too long for decimal text
+  (its hex digits) and for a collection that raises while being read (``<unreadable list>``)
+
+One record never costs its neighbours: a record that still fails to encode is written with a
+placeholder body (``PLACEHOLDER_BODY``) and its error's type in ``encoding_error``, and the failure
+is logged (rate limited). ``max_entry_bytes`` caps one entry's size approximately: strings are cut
+and collections stop growing once the entry reaches it, and ``truncated`` names what was cut, so
+the cost of a huge value is bounded by the cap, not by the value.
 """
 
 from __future__ import annotations
@@ -31,9 +38,21 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 
 from ._keys import StreamKeyTemplate
+from ._log import logger
 
 SCHEMA_VERSION = "1"
 MAX_DEPTH = 32
+# Ints longer than this are written as hex: Python refuses decimal text past 4300 digits.
+MAX_DECIMAL_INT_BITS = 14_000
+# No limit on an entry's size (the reader's and the CLI's re-encoding).
+UNBOUNDED = 1 << 62
+# The body of a record that could not be encoded; its error's type is in ENCODING_ERROR_FIELD.
+PLACEHOLDER_BODY = "<log record not encodable>"
+ENCODING_ERROR_FIELD = "encoding_error"
+# Shortest JSON of one list item (`0,`) and of one map item (`"":0,`): a collection longer than
+# the budget divided by these is cut without being read to its end.
+_MIN_ITEM_BYTES = 2
+_MIN_PAIR_BYTES = 6
 
 TAG_BYTES = "$bytes"
 TAG_FLOAT = "$float"
@@ -109,6 +128,12 @@ def _str_of(value: Any) -> str:
     return f"<unprintable {type(value).__name__}>"
 
 
+def int_text(value: int) -> str:
+    """Decimal text of ``value``, or ``0x...`` hex past ``MAX_DECIMAL_INT_BITS`` (which
+    ``str()`` refuses)."""
+    return str(value) if value.bit_length() <= MAX_DECIMAL_INT_BITS else hex(value)
+
+
 def safe_text(text: str) -> str:
     """``text`` if it encodes as UTF-8, else with lone surrogates written as ``\\udXXX``."""
     if text.isascii():
@@ -121,32 +146,44 @@ def safe_text(text: str) -> str:
 
 
 class _Sanitizer:
-    """Turns any value into something ``json`` encodes exactly, recording truncations."""
+    """Turns any value into something ``json`` encodes exactly, recording truncations.
 
-    __slots__ = ("limit", "truncated")
+    ``budget`` is about how many bytes of JSON may still be produced: strings are cut to it and
+    collections stop growing when it runs out (``truncated`` is then set).
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("budget", "limit", "truncated")
+
+    def __init__(self, limit: int, budget: int = UNBOUNDED) -> None:
         self.limit = limit
+        self.budget = budget
         self.truncated = False
 
     def value(self, value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
         kind = type(value)
         if kind is str:
-            if len(value) > self.limit:
+            cut = min(self.limit, max(self.budget, 0))
+            self.budget -= len(value) + 3
+            if len(value) > cut:
                 self.truncated = True
-                return value[: self.limit]
+                return value[:cut]
             return value
-        if kind is bool or kind is int or value is None:
+        self.budget -= 8
+        if kind is bool or value is None:
             return value
+        if kind is int:
+            return value if value.bit_length() <= MAX_DECIMAL_INT_BITS else {TAG_STR: hex(value)}
         if kind is float:
             return value if math.isfinite(value) else {TAG_FLOAT: repr(value)}
         if depth >= MAX_DEPTH:
             return {TAG_STR: f"<nested deeper than {MAX_DEPTH} levels>"}
         if isinstance(value, bytes | bytearray | memoryview):
             raw = bytes(value)
-            if len(raw) > self.limit:
+            cut = min(self.limit, max(self.budget * 3 // 4, 0))
+            self.budget -= len(raw) * 4 // 3
+            if len(raw) > cut:
                 self.truncated = True
-                raw = raw[: self.limit]
+                raw = raw[:cut]
             return {TAG_BYTES: base64.b64encode(raw).decode("ascii")}
         if isinstance(value, Mapping | list | tuple):
             if id(value) in seen:
@@ -154,28 +191,47 @@ class _Sanitizer:
             inner = seen | {id(value)}
             if isinstance(value, Mapping):
                 return self._mapping(value, depth + 1, inner)
-            return [self.value(item, depth + 1, inner) for item in value]
+            return self._sequence(value, depth + 1, inner)
         # Subclasses of str, int and float (enums...) keep their primitive value; the base
         # class methods are called directly so an overridden __str__ cannot raise here.
         if isinstance(value, str):
             return self.value(str.__str__(value), depth, seen)
         if isinstance(value, int):
-            return int.__index__(value)
+            return self.value(int.__index__(value), depth, seen)
         if isinstance(value, float):
             return self.value(float.__float__(value), depth, seen)
         return {TAG_STR: self.value(_str_of(value), depth, seen)}
 
-    def _mapping(self, mapping: Mapping[Any, Any], depth: int, seen: frozenset[int]) -> Any:
+    def _sequence(self, sequence: Sequence[Any], depth: int, seen: frozenset[int]) -> Any:
+        out: list[Any] = []
         try:
-            items = list(mapping.items())
+            for item in sequence:
+                if self.budget <= 0:
+                    self.truncated = True
+                    break
+                out.append(self.value(item, depth, seen))
         except Exception:
-            return {TAG_STR: self.value(_str_of(mapping), depth, seen)}
-        plain = all(type(key) is str for key, _ in items) and not (len(items) == 1 and items[0][0] in _TAGS)
-        if plain:
-            return {key: self.value(item, depth, seen) for key, item in items}
-        return {
-            TAG_MAP: [[self.value(key, depth, seen), self.value(item, depth, seen)] for key, item in items]
-        }
+            return {TAG_STR: f"<unreadable {type(sequence).__name__}>"}
+        return out
+
+    def _mapping(self, mapping: Mapping[Any, Any], depth: int, seen: frozenset[int]) -> Any:
+        items: list[tuple[Any, Any]] = []
+        plain = True
+        try:
+            for key, item in mapping.items():
+                if self.budget <= 0:
+                    self.truncated = True
+                    break
+                if type(key) is str:
+                    self.budget -= len(key) + 4
+                else:
+                    plain = False
+                items.append((key, self.value(item, depth, seen)))
+        except Exception:
+            return {TAG_STR: f"<unreadable {type(mapping).__name__}>"}
+        if plain and not (len(items) == 1 and items[0][0] in _TAGS):
+            return dict(items)
+        return {TAG_MAP: [[self.value(key, depth, seen), item] for key, item in items]}
 
 
 def restore(value: Any) -> Any:
@@ -213,13 +269,16 @@ def _hex_ids(trace_id: int, span_id: int) -> tuple[str, str]:
         return f"{trace_id:032x}", f"{span_id:016x}"
 
 
-def _flat(mapping: dict[Any, Any], limit: int) -> int:
+def _flat(mapping: dict[Any, Any], limit: int, max_items: int) -> int:
     """Whether ``json`` encodes ``mapping`` exactly as the sanitizer would leave it.
 
     That is: str keys, and values that are str (not longer than ``limit``), int, bool, None,
     finite floats, or lists and tuples of those (``_FLAT``; ``_FLAT_ORJSON`` when every float is
-    also one orjson writes the same way). Anything else is ``_NOT_FLAT``: the sanitizer's path.
+    also one orjson writes the same way). Anything else is ``_NOT_FLAT``: the sanitizer's path,
+    and so is a map or list of more than ``max_items`` items, or an int past 64 bits.
     """
+    if len(mapping) > max_items:
+        return _NOT_FLAT
     verdict = _FLAT_ORJSON
     for key, value in mapping.items():
         if type(key) is not str:
@@ -228,14 +287,19 @@ def _flat(mapping: dict[Any, Any], limit: int) -> int:
         if kind is str:
             if len(value) > limit:
                 return _NOT_FLAT
-        elif kind is int or kind is bool or value is None:
+        elif kind is bool or value is None:
             continue
+        elif kind is int:
+            if value.bit_length() > MAX_DECIMAL_INT_BITS:
+                return _NOT_FLAT
         elif kind is float:
             if value - value != 0.0:  # inf - inf and nan - nan are nan
                 return _NOT_FLAT
             if value and not _PLAIN_FLOAT_MIN <= abs(value) < _PLAIN_FLOAT_MAX:
                 verdict = _FLAT
         elif kind is tuple or kind is list:
+            if len(value) > max_items:
+                return _NOT_FLAT
             for item in value:
                 kind = type(item)
                 if kind is str:
@@ -246,7 +310,10 @@ def _flat(mapping: dict[Any, Any], limit: int) -> int:
                         return _NOT_FLAT
                     if item and not _PLAIN_FLOAT_MIN <= abs(item) < _PLAIN_FLOAT_MAX:
                         verdict = _FLAT
-                elif not (kind is int or kind is bool or item is None):
+                elif kind is int:
+                    if item.bit_length() > MAX_DECIMAL_INT_BITS:
+                        return _NOT_FLAT
+                elif not (kind is bool or item is None):
                     return _NOT_FLAT
         else:
             return _NOT_FLAT
@@ -268,14 +335,21 @@ def _plain_dict(attributes: Any) -> dict[Any, Any] | None:
     return None
 
 
-def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list[str]) -> str:
-    """A JSON object of ``attributes``; names of values cut to ``limit`` are appended to ``truncated``."""
+def encode_attributes(
+    attributes: Mapping[str, Any], limit: int, truncated: list[str], budget: int = UNBOUNDED
+) -> str:
+    """A JSON object of ``attributes``; names of values cut to ``limit`` are appended to ``truncated``.
+
+    ``budget`` is about how many bytes the JSON may take: past it, values are cut and the last
+    attributes left out (``truncated`` then ends with ``"attributes"``).
+    """
     plain = _plain_dict(attributes)
     if plain is not None:
         try:
-            verdict = _flat(plain, limit)
+            verdict = _flat(plain, limit, budget // _MIN_PAIR_BYTES)
         except RuntimeError:  # changed while being read: take the copying path below
             verdict = _NOT_FLAT
+        encoded_text: str | None = None
         if verdict == _FLAT_ORJSON and _fast_dumps is not None:
             try:
                 encoded = _fast_dumps(plain)
@@ -283,18 +357,19 @@ def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list
                 pass
             else:
                 if encoded.isascii() and b"\x7f" not in encoded:
-                    return encoded.decode("ascii")
-        if verdict != _NOT_FLAT:
-            return _dumps(plain)
-    sanitizer = _Sanitizer(limit)
+                    encoded_text = encoded.decode("ascii")
+        if verdict != _NOT_FLAT and encoded_text is None:
+            encoded_text = _dumps(plain)
+        if encoded_text is not None and len(encoded_text) <= budget:
+            return encoded_text
+    sanitizer = _Sanitizer(limit, budget)
     out: dict[str, Any] = {}
     for raw_key, value in attributes.items():
+        if sanitizer.budget <= 0:
+            truncated.append("attributes")
+            break
         key = raw_key if type(raw_key) is str else _str_of(raw_key)
-        kind = type(value)
-        # Fast path for the common flat attribute; everything else goes through the sanitizer.
-        if (kind is str and len(value) <= limit) or kind is int or kind is bool:
-            out[key] = value
-            continue
+        sanitizer.budget -= len(key) + 4
         sanitizer.truncated = False
         out[key] = sanitizer.value(value)
         if sanitizer.truncated:
@@ -302,19 +377,20 @@ def encode_attributes(attributes: Mapping[str, Any], limit: int, truncated: list
     return _dumps(out)
 
 
-def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str]) -> None:
-    """Set ``body`` (and ``body_type`` when it is not a plain string) in ``fields``."""
+def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str], budget: int = UNBOUNDED) -> None:
+    """Set ``body`` (and ``body_type`` when it is not a plain string) in ``fields``; at most
+    ``limit`` characters of a string and about ``budget`` bytes in all."""
     if body is None:
         return
     if type(body) is str:
-        if len(body) > limit:
-            body = body[:limit]
+        if len(body) > min(limit, budget):
+            body = body[: min(limit, budget)]
             truncated.append("body")
         text = safe_text(body)
         if text is body:
             fields["body"] = body
             return
-    sanitizer = _Sanitizer(limit)
+    sanitizer = _Sanitizer(limit, budget)
     fields["body"] = _dumps(sanitizer.value(body))
     fields["body_type"] = BODY_TYPE_JSON
     if sanitizer.truncated and "body" not in truncated:
@@ -361,9 +437,12 @@ class BatchEncoder:
     order included.
     """
 
-    def __init__(self, template: StreamKeyTemplate, max_value_length: int) -> None:
+    def __init__(
+        self, template: StreamKeyTemplate, max_value_length: int, max_entry_bytes: int = UNBOUNDED
+    ) -> None:
         self._template = template
         self._limit = max_value_length
+        self._max_entry_bytes = max_entry_bytes
         self._resources: dict[int, _ResourcePart] = {}
         self._scopes: dict[int, Fields] = {}
 
@@ -377,6 +456,7 @@ class BatchEncoder:
         """
         out: dict[str, list[Fields]] = {}
         limit = self._limit
+        budget = self._max_entry_bytes
         decimal = _DECIMAL
         # Keyed by id() of objects the batch keeps alive, so only valid for this call:
         # (resource, scope) -> the fields every such record ends with, and its key's entry list;
@@ -384,60 +464,96 @@ class BatchEncoder:
         tails: dict[tuple[int, int], tuple[Fields, list[Fields]]] = {}
         severities: dict[int, str] = {}
         for index, record in enumerate(batch):
-            log = record.log_record
-            resource = record.resource
-            scope = record.instrumentation_scope
-            pair = (id(resource), id(scope))
-            tail = tails.get(pair)
-            if tail is None:
-                tail = tails[pair] = self._tail(record, out)
-            observed = log.observed_timestamp or log.timestamp or now_ns
-            timestamp = log.timestamp or observed
-            fields: Fields = {"v": SCHEMA_VERSION}
-            if uid_prefix is not None:
-                fields[UID_FIELD] = record_uid(uid_prefix, index)
-            fields["timestamp"] = str(timestamp)
-            fields["observed_timestamp"] = str(observed)
-            severity = log.severity_number
-            if severity is not None:
-                text = severities.get(id(severity))
-                if text is None:
-                    text = severities[id(severity)] = str(severity.value)
-                fields["severity_number"] = text
-            severity_text = log.severity_text
-            if severity_text:
-                fields["severity_text"] = (
-                    severity_text if severity_text.isascii() else safe_text(severity_text)
+            try:
+                log = record.log_record
+                resource = record.resource
+                scope = record.instrumentation_scope
+                pair = (id(resource), id(scope))
+                tail = tails.get(pair)
+                if tail is None:
+                    tail = tails[pair] = self._tail(record, out)
+                observed = log.observed_timestamp or log.timestamp or now_ns
+                timestamp = log.timestamp or observed
+                fields: Fields = {"v": SCHEMA_VERSION}
+                if uid_prefix is not None:
+                    fields[UID_FIELD] = record_uid(uid_prefix, index)
+                fields["timestamp"] = str(timestamp)
+                fields["observed_timestamp"] = str(observed)
+                severity = log.severity_number
+                if severity is not None:
+                    text = severities.get(id(severity))
+                    if text is None:
+                        text = severities[id(severity)] = str(severity.value)
+                    fields["severity_number"] = text
+                severity_text = log.severity_text
+                if severity_text:
+                    fields["severity_text"] = (
+                        severity_text if severity_text.isascii() else safe_text(severity_text)
+                    )
+                truncated: list[str] = []
+                body = log.body
+                if type(body) is str and len(body) <= limit and body.isascii():
+                    fields["body"] = body
+                elif body is not None:
+                    encode_body(body, limit, fields, truncated, budget)
+                trace_id = log.trace_id
+                span_id = log.span_id
+                if trace_id and span_id:
+                    fields["trace_id"], fields["span_id"] = _hex_ids(trace_id, span_id)
+                    flags = log.trace_flags or 0
+                    small = isinstance(flags, int) and 0 <= flags < 256
+                    fields["trace_flags"] = decimal[flags] if small else str(int(flags))
+                event_name = getattr(log, "event_name", None)
+                if event_name:
+                    fields["event_name"] = safe_text(event_name)
+                attributes = log.attributes
+                if attributes:
+                    left = budget - len(fields.get("body", ""))
+                    fields["attributes"] = encode_attributes(attributes, limit, truncated, left)
+                dropped = (
+                    attributes.dropped if type(attributes) is BoundedAttributes else record.dropped_attributes
                 )
-            truncated: list[str] = []
-            body = log.body
-            if type(body) is str and len(body) <= limit and body.isascii():
-                fields["body"] = body
-            elif body is not None:
-                encode_body(body, limit, fields, truncated)
-            trace_id = log.trace_id
-            span_id = log.span_id
-            if trace_id and span_id:
-                fields["trace_id"], fields["span_id"] = _hex_ids(trace_id, span_id)
-                flags = log.trace_flags or 0
-                small = isinstance(flags, int) and 0 <= flags < 256
-                fields["trace_flags"] = decimal[flags] if small else str(int(flags))
-            event_name = getattr(log, "event_name", None)
-            if event_name:
-                fields["event_name"] = safe_text(event_name)
-            attributes = log.attributes
-            if attributes:
-                fields["attributes"] = encode_attributes(attributes, limit, truncated)
-            dropped = (
-                attributes.dropped if type(attributes) is BoundedAttributes else record.dropped_attributes
-            )
-            if dropped:
-                fields["dropped_attributes_count"] = str(dropped)
-            if truncated:
-                fields["truncated"] = _dumps(truncated)
-            fields.update(tail[0])
-            tail[1].append(fields)
+                if dropped:
+                    fields["dropped_attributes_count"] = str(dropped)
+                if truncated:
+                    fields["truncated"] = _dumps(truncated)
+                fields.update(tail[0])
+                tail[1].append(fields)
+            except Exception as error:  # one record never costs the batch
+                key, fields = self._placeholder(record, error, now_ns)
+                if uid_prefix is not None:
+                    fields[UID_FIELD] = record_uid(uid_prefix, index)
+                out.setdefault(key, []).append(fields)
         return out
+
+    def _placeholder(self, record: ReadableLogRecord, error: Exception, now_ns: int) -> tuple[str, Fields]:
+        """The stream key and fields standing in for a record that could not be encoded: its
+        timestamps and trace context where they can be read, ``PLACEHOLDER_BODY``, the error's type."""
+        logger.warning(
+            "A log record could not be encoded (%s: %s); it is written with the body %r",
+            type(error).__name__,
+            _str_of(error)[:200],
+            PLACEHOLDER_BODY,
+        )
+        fields: Fields = {"v": SCHEMA_VERSION}
+        observed = timestamp = now_ns
+        with contextlib.suppress(Exception):
+            log = record.log_record
+            observed = int(log.observed_timestamp or log.timestamp or now_ns)
+            timestamp = int(log.timestamp or observed)
+        fields["timestamp"], fields["observed_timestamp"] = int_text(timestamp), int_text(observed)
+        fields["body"] = PLACEHOLDER_BODY
+        with contextlib.suppress(Exception):
+            log = record.log_record
+            if log.trace_id and log.span_id:
+                fields["trace_id"], fields["span_id"] = _hex_ids(int(log.trace_id), int(log.span_id))
+        fields[ENCODING_ERROR_FIELD] = type(error).__name__
+        try:
+            tail, _ = self._tail(record, {})
+            fields.update(tail)
+            return self._template.render(dict(record.resource.attributes)), fields
+        except Exception:
+            return self._template.render({}), fields
 
     def _tail(self, record: ReadableLogRecord, out: dict[str, list[Fields]]) -> tuple[Fields, list[Fields]]:
         """Scope and resource fields of ``record`` (in entry order), and the entry list of its key."""
@@ -533,7 +649,8 @@ def decode_fields(
 
         payload = next((value for key, value in raw.items() if _text(key) == PAYLOAD_FIELD), None)
         entry = decode_otlp(encoding, payload, entry_id=entry_id, stream=stream)
-        return dataclasses.replace(entry, uid=fields.get(UID_FIELD))
+        truncated = tuple(json.loads(fields["truncated"])) if "truncated" in fields else ()
+        return dataclasses.replace(entry, uid=fields.get(UID_FIELD), truncated=truncated)
     body: Any = fields.get("body")
     if body is not None and fields.get("body_type") == BODY_TYPE_JSON:
         body = restore(json.loads(body))

@@ -63,6 +63,23 @@ def _sentinel_reasons(text: str) -> str:
     return f"{head}: {'; '.join(reasons)}" if reasons else head
 
 
+# "... no permissions to run the 'xinfo|stream' command"; "... no permissions to access one of the keys".
+_DENIED_COMMAND = re.compile(r"run the '([a-z|_-]+)' command", re.IGNORECASE)
+
+
+_PIPELINE_PREFIX = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
+
+
+def _grant(text: str) -> str:
+    """What to grant for a NOPERM reply: the command it names, or access to the keys."""
+    command = _DENIED_COMMAND.search(text)
+    if command is not None:
+        return f"grant it +{command.group(1).lower()}"
+    if "key" in text.lower():
+        return "grant it access to the stream keys (for example ~otel:*)"
+    return "grant it the rights of its role"
+
+
 def classify(error: BaseException) -> Outcome:
     """Whether retrying ``error`` can help, now or later."""
     # AuthenticationError is a ConnectionError in redis-py, but retrying a wrong password never helps.
@@ -112,15 +129,16 @@ def error_type(error: BaseException) -> str:
 
 def describe(error: BaseException) -> str:
     """A one-line reason with what to do about it; never contains a password."""
-    text = str(error).strip() or type(error).__name__
+    # redis-py puts "Command # 1 (XRANGE ...) of pipeline caused error: " before a pipeline's
+    # replies; the server's own words are what says what to do.
+    text = _PIPELINE_PREFIX.sub("", str(error).strip()) or type(error).__name__
     if isinstance(error, rex.AuthenticationError | rex.AuthenticationWrongNumberOfArgsError):
         return f"authentication failed ({text}); check the user name and password in the URL"
     if isinstance(error, rex.NoPermissionError) or text.startswith("NOPERM"):
         # redis-py drops the error code from the message; put it back, it is what people search for.
         code = "" if text.startswith("NOPERM") else "NOPERM "
         return (
-            f"the ACL user lacks a permission ({code}{text}); grant it +xadd on the stream keys "
-            "(see the README's ACL section)"
+            f"the ACL user lacks a permission ({code}{text}); {_grant(text)} (see the README's ACL section)"
         )
     if text.startswith("WRONGTYPE"):
         return f"the stream key holds another data type ({text}); choose another stream name"
@@ -141,9 +159,15 @@ def describe(error: BaseException) -> str:
     if isinstance(error, SlotMovingError):
         return f"the cluster is moving the stream's slot ({text})"
     if isinstance(error, rex.AskError) or text.startswith(("MOVED", "ASK")):
-        return f"the server is a Redis Cluster node (it redirects: {text}); set cluster=True"
+        return (
+            f"the server is a Redis Cluster node (it redirects: {text}); turn cluster mode on "
+            "(cluster=True or OTEL_EXPORTER_REDIS_CLUSTER=true)"
+        )
     if "cluster support disabled" in text:
-        return f"the server is not a Redis Cluster node ({text}); set cluster=False"
+        return (
+            f"the server is not a Redis Cluster node ({text}); turn cluster mode off "
+            "(cluster=False, or unset OTEL_EXPORTER_REDIS_CLUSTER if that is what turned it on)"
+        )
     if isinstance(error, rex.RedisClusterException):
         return f"the cluster cannot be used ({text})"
     if type(error).__name__ == "MasterNotFoundError":

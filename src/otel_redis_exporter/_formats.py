@@ -36,12 +36,12 @@ def import_otlp() -> ModuleType:
 def batch_encoder(config: ExporterConfig, template: StreamKeyTemplate) -> Encode:
     """The encode step for ``config.encoding``; raises ``OtlpNotInstalledError`` early."""
     if config.encoding == FLAT:
-        limit = config.max_value_length
+        limit, entry_bytes = config.max_value_length, config.max_entry_bytes
 
         def encode_flat(batch: Sequence[ReadableLogRecord], now_ns: int, uid_prefix: str | None) -> Entries:
-            return BatchEncoder(template, limit).encode(batch, now_ns, uid_prefix)
+            return BatchEncoder(template, limit, entry_bytes).encode(batch, now_ns, uid_prefix)
 
         return encode_flat
-    encoder = import_otlp().OtlpEncoder(template, config.encoding)
+    encoder = import_otlp().OtlpEncoder(template, config.encoding, config.max_entry_bytes)
     encode: Encode = encoder.encode
     return encode

@@ -4,7 +4,8 @@
 A filled-in value is confined to ``[A-Za-z0-9._-]`` (anything else becomes ``_``) and to
 ``MAX_FIELD_LENGTH`` characters, so attribute values cannot reach keys outside the template:
 no ``:``, ``{``, ``}``, ``*`` or spaces ever come from a value. A missing or empty attribute is
-written as ``MISSING_VALUE``.
+written as ``MISSING_VALUE``, and a warning says so (once a minute per key: the logger is rate
+limited).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from ._log import logger
 
 MISSING_VALUE = "unknown"
 MAX_FIELD_LENGTH = 64
@@ -58,11 +61,24 @@ class StreamKeyTemplate:
         if not self.fields:
             return self.template
 
+        missing: list[str] = []
+
         def fill(match: re.Match[str]) -> str:
             value = attributes.get(match.group(1))
-            return MISSING_VALUE if value is None or value == "" else _safe(value)
+            if value is None or value == "":
+                missing.append(match.group(1))
+                return MISSING_VALUE
+            return _safe(value)
 
-        return _PLACEHOLDER.sub(fill, self.template)
+        key = _PLACEHOLDER.sub(fill, self.template)
+        if missing:
+            logger.warning(
+                "The resource has no %s for the stream key template %r; writing to %r",
+                " or ".join(repr(name) for name in missing),
+                self.template,
+                key,
+            )
+        return key
 
     def pattern(self) -> str:
         """A ``SCAN MATCH`` pattern that covers every key this template can produce."""

@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._redact import RedactingFilter
+
 # One message (same template, level and arguments) at most once per window.
 RATE_LIMIT_WINDOW_S = 60.0
 
@@ -84,3 +86,5 @@ logger = logging.getLogger("otel_redis_exporter")
 rate_limit = RateLimitFilter()
 logger.addFilter(rate_limit)
 logger.addHandler(StderrWhenUnseen())
+# After the rate limit (which keys on the message template): no line shows a password.
+logger.addFilter(RedactingFilter())

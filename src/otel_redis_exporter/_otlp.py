@@ -20,24 +20,32 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from google.protobuf import json_format
+from opentelemetry._logs import LogRecord
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import format_trace_id
 
 from ._encoding import (
+    ENCODING_ERROR_FIELD,
     ENCODING_FIELD,
     MAX_DEPTH,
     PAYLOAD_FIELD,
+    PLACEHOLDER_BODY,
     SCHEMA_VERSION,
     UID_FIELD,
+    UNBOUNDED,
     LogEntry,
+    _dumps,
     _str_of,
+    int_text,
     record_uid,
     safe_text,
 )
 from ._keys import StreamKeyTemplate
+from ._log import logger
 
 OTLP_JSON = "otlp_json"
 OTLP_PROTO = "otlp_proto"
@@ -48,68 +56,127 @@ _HEX_ID_FIELDS = ("traceId", "spanId")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 EntryFields = dict[str, str | bytes]
+# About what one list item and one map item cost in OTLP/JSON, besides their value
+# (`{"intValue":"1"},` and `{"key":"","value":{...}},`): max_entry_bytes counts with these.
+_ITEM_BYTES = 16
+_PAIR_BYTES = 28
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
-    """Whether the OpenTelemetry encoder takes ``value`` as it is, exactly."""
+class _Budget:
+    """About how many bytes of one entry are left; collections stop growing once it runs out."""
+
+    __slots__ = ("cut", "left")
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.cut = False
+
+    def spend(self, size: int) -> bool:
+        """False (and ``cut`` set) when nothing is left for ``size`` more bytes' worth."""
+        if self.left <= 0:
+            self.cut = True
+            return False
+        self.left -= size
+        return True
+
+
+def _plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> bool:
+    """Whether the OpenTelemetry encoder takes ``value`` as it is, exactly, within ``budget``."""
+    budget = budget or _Budget(UNBOUNDED)
     kind = type(value)
     if kind is str:
+        if not budget.spend(len(value) + 3) or budget.left < 0:
+            return False
         return bool(value.isascii() or safe_text(value) is value)
-    if kind is bool or kind is bytes or value is None:
-        return True
-    if kind is float:
+    if kind is bytes:
+        return budget.spend(len(value)) and budget.left >= 0
+    budget.left -= 8
+    if kind is bool or kind is float or value is None:
         return True
     if kind is int:
         return bool(_INT64_MIN <= value <= _INT64_MAX)
     if depth >= MAX_DEPTH:
         return False
     if kind is list or kind is tuple:
-        return all(_plain(item, depth + 1) for item in value)
+        return len(value) * _ITEM_BYTES <= budget.left and all(
+            _plain(item, depth + 1, budget) for item in value
+        )
     if kind is dict:
-        return all(type(key) is str and _plain(item, depth + 1) for key, item in value.items())
+        return len(value) * _PAIR_BYTES <= budget.left and all(
+            type(key) is str and _plain(item, depth + 1, budget) for key, item in value.items()
+        )
     return False
 
 
-def _otlp_value(value: Any, depth: int = 0) -> Any:
-    """``value`` made something OTLP's AnyValue holds; what it cannot hold becomes a string."""
+def _otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
+    """``value`` made something OTLP's AnyValue holds; what it cannot hold becomes a string.
+    Strings, bytes and collections are cut once ``budget`` runs out."""
+    budget = budget or _Budget(UNBOUNDED)
     kind = type(value)
     if kind is str:
+        cut = max(budget.left, 0)
+        budget.spend(len(value) + 3)
+        if len(value) > cut:
+            budget.cut = True
+            value = value[:cut]
         return safe_text(value)
-    if kind is bool or kind is bytes or kind is float or value is None:
+    budget.left -= 8
+    if kind is bool or kind is float or value is None:
+        return value
+    if kind is bytes:
+        cut = max(budget.left, 0)
+        budget.spend(len(value))
+        if len(value) > cut:
+            budget.cut = True
+            return value[:cut]
         return value
     if kind is int:
-        return value if _INT64_MIN <= value <= _INT64_MAX else str(value)
+        return value if _INT64_MIN <= value <= _INT64_MAX else int_text(value)
     if depth >= MAX_DEPTH:
         return f"<nested deeper than {MAX_DEPTH} levels>"
     if isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    if isinstance(value, Mapping):
-        try:
-            items = list(value.items())
-        except Exception:
-            return safe_text(_str_of(value))
-        return {safe_text(_str_of(key)): _otlp_value(item, depth + 1) for key, item in items}
-    if isinstance(value, list | tuple):
-        return [_otlp_value(item, depth + 1) for item in value]
+        return _otlp_value(bytes(value), depth, budget)
+    try:
+        if isinstance(value, Mapping):
+            items: dict[str, Any] = {}
+            for key, item in value.items():
+                if not budget.spend(len(_str_of(key)) + _PAIR_BYTES):
+                    break
+                items[safe_text(_str_of(key))] = _otlp_value(item, depth + 1, budget)
+            return items
+        if isinstance(value, list | tuple):
+            out: list[Any] = []
+            for item in value:
+                if not budget.spend(_ITEM_BYTES):
+                    break
+                out.append(_otlp_value(item, depth + 1, budget))
+            return out
+    except Exception:
+        return f"<unreadable {type(value).__name__}>"
     if isinstance(value, str):
-        return safe_text(str.__str__(value))
+        return _otlp_value(str.__str__(value), depth, budget)
     if isinstance(value, int):
-        return _otlp_value(int.__index__(value), depth)
+        return _otlp_value(int.__index__(value), depth, budget)
     if isinstance(value, float):
         return float.__float__(value)
     return safe_text(_str_of(value))
 
 
-def _encodable(record: ReadableLogRecord) -> ReadableLogRecord:
-    """``record``, or a copy whose body and attributes the OpenTelemetry encoder cannot refuse."""
+def _encodable(record: ReadableLogRecord, max_entry_bytes: int = UNBOUNDED) -> tuple[ReadableLogRecord, bool]:
+    """``record``, or a copy whose body and attributes the OpenTelemetry encoder cannot refuse
+    and that fits ``max_entry_bytes``; and whether anything was cut to fit."""
     log = record.log_record
     attributes = log.attributes or {}
-    if _plain(log.body) and all(type(key) is str and _plain(value) for key, value in attributes.items()):
-        return record
+    check = _Budget(max_entry_bytes)
+    if _plain(log.body, 0, check) and all(
+        type(key) is str and _plain(value, 0, check) for key, value in attributes.items()
+    ):
+        return record, False
+    budget = _Budget(max_entry_bytes)
     clean = copy.copy(log)
-    clean.body = _otlp_value(log.body)
-    clean.attributes = {safe_text(_str_of(key)): _otlp_value(value) for key, value in attributes.items()}
-    return dataclasses.replace(record, log_record=clean)
+    clean.body = _otlp_value(log.body, 0, budget)
+    clean.attributes = _otlp_value(dict(attributes), 0, budget)
+    return dataclasses.replace(record, log_record=clean), budget.cut
 
 
 def resource_logs_to_json(message: ResourceLogs) -> str:
@@ -139,11 +206,12 @@ def resource_logs_from_json(text: str | bytes) -> ResourceLogs:
 class OtlpEncoder:
     """Encodes a batch into one entry per record holding the record's OTLP ``ResourceLogs``."""
 
-    def __init__(self, template: StreamKeyTemplate, encoding: str) -> None:
+    def __init__(self, template: StreamKeyTemplate, encoding: str, max_entry_bytes: int = UNBOUNDED) -> None:
         if encoding not in OTLP_ENCODINGS:
             raise ValueError(f"encoding must be one of {', '.join(OTLP_ENCODINGS)}; got {encoding!r}")
         self._template = template
         self._encoding = encoding
+        self._max_entry_bytes = max_entry_bytes
 
     def encode(
         self, batch: Iterable[ReadableLogRecord], now_ns: int, uid_prefix: str | None = None
@@ -159,23 +227,53 @@ class OtlpEncoder:
                 key = keys[id(resource)] = self._template.render(
                     dict(resource.attributes) if resource is not None else {}
                 )
-            fields = self._entry(record)
+            try:
+                fields = self._entry(record)
+            except Exception as error:  # one record never costs the batch
+                fields = self._placeholder(record, error)
             if uid_prefix is not None:
                 fields[UID_FIELD] = record_uid(uid_prefix, index)
             out.setdefault(key, []).append(fields)
         return out
 
-    def _entry(self, record: ReadableLogRecord) -> EntryFields:
-        [message] = encode_logs([_encodable(record)]).resource_logs
+    def _entry(self, record: ReadableLogRecord, error_type: str | None = None) -> EntryFields:
+        encodable, cut = _encodable(record, self._max_entry_bytes)
+        [message] = encode_logs([encodable]).resource_logs
         fields: EntryFields = {"v": SCHEMA_VERSION, ENCODING_FIELD: self._encoding}
         log = record.log_record
         if log.trace_id and log.span_id:
             fields["trace_id"] = format_trace_id(log.trace_id)
+        if cut:
+            fields["truncated"] = _dumps(["record"])
+        if error_type is not None:
+            fields[ENCODING_ERROR_FIELD] = error_type
         if self._encoding == OTLP_PROTO:
             fields[PAYLOAD_FIELD] = message.SerializeToString()
         else:
             fields[PAYLOAD_FIELD] = resource_logs_to_json(message)
         return fields
+
+    def _placeholder(self, record: ReadableLogRecord, error: Exception) -> EntryFields:
+        """The entry standing in for a record that could not be encoded: a new record with the
+        body ``PLACEHOLDER_BODY``, the original's timestamps, resource and scope where they can
+        be encoded, and the error's type."""
+        logger.warning(
+            "A log record could not be encoded (%s: %s); it is written with the body %r",
+            type(error).__name__,
+            _str_of(error)[:200],
+            PLACEHOLDER_BODY,
+        )
+        log = record.log_record
+        clean = LogRecord(
+            timestamp=log.timestamp if isinstance(log.timestamp, int) else None,
+            observed_timestamp=log.observed_timestamp if isinstance(log.observed_timestamp, int) else None,
+            body=PLACEHOLDER_BODY,
+        )
+        try:
+            return self._entry(dataclasses.replace(record, log_record=clean), type(error).__name__)
+        except Exception:  # the resource or scope is what fails: leave them out too
+            bare = ReadableLogRecord(log_record=clean, resource=Resource.get_empty())
+            return self._entry(bare, type(error).__name__)
 
 
 def any_value(value: AnyValue) -> Any:

@@ -6,9 +6,12 @@
     otel-redis forward --endpoint http://HOST:4318/v1/logs --group NAME
 
 ``--url`` and ``--stream`` (or ``--pattern``) fall back to the exporter's environment variables.
-Output is aligned text, colored on a terminal; ``--json`` prints one JSON object per line.
-Exit status: 0 success, 1 the server or endpoint failed (the message says why), 2 bad usage,
-130 interrupted (Ctrl-C).
+``--username`` and ``--password`` (or ``OTEL_EXPORTER_REDIS_USERNAME`` / ``..._PASSWORD``) keep
+the ACL user out of the URL.
+Output is aligned text, colored on a terminal, every control character in it shown as an escape
+(``\x1b``); ``--json`` prints one JSON object per line, exactly. Errors are one line on stderr,
+with no password in it. Exit status: 0 success (an empty result says why on stderr), 1 the server
+or endpoint failed (the message says why), 2 bad usage (a bad URL included), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from typing import Any, TextIO
 from ._encoding import LogEntry, _dumps, _Sanitizer
 from ._errors import OtlpNotInstalledError, describe
 from ._log import logger
+from ._redact import redact, secrets_of_url
+from ._terminal import visible
 from .reader import DEFAULT_BLOCK_MS, DEFAULT_CLAIM_IDLE_MS, RedisLogReader, StreamStats
 
 PROG = "otel-redis"
@@ -124,8 +129,7 @@ def entry_json(entry: LogEntry) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else _dumps(jsonable(value))
-    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    text = visible(value if isinstance(value, str) else _dumps(jsonable(value)))
     return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
 
 
@@ -141,9 +145,9 @@ class TextFormatter:
 
     def line(self, entry: LogEntry) -> str:
         number = severity_number(entry)
-        severity = (entry.severity_text or (str(number) if number else "-"))[:5]
+        severity = visible(entry.severity_text or (str(number) if number else "-"))[:5]
         color = next((code for floor, code in _SEVERITY_COLORS if number and number >= floor), "")
-        service = entry.service_name or "-"
+        service = visible(entry.service_name or "-")
         self.service_width = max(self.service_width, len(service))
         body = "" if entry.body is None else _shown(entry.body)
         parts = [
@@ -153,12 +157,13 @@ class TextFormatter:
             body,
         ]
         attributes = " ".join(
-            f"{self._paint(_DIM, key + '=')}{_shown(value)}" for key, value in entry.attributes.items()
+            f"{self._paint(_DIM, visible(key) + '=')}{_shown(value)}"
+            for key, value in entry.attributes.items()
         )
         if attributes:
             parts.append(attributes)
         if entry.trace_id:
-            parts.append(self._paint(_DIM, f"trace={entry.trace_id}"))
+            parts.append(self._paint(_DIM, f"trace={visible(entry.trace_id)}"))
         return "  ".join(parts)
 
 
@@ -181,7 +186,7 @@ def stats_text(stats: Sequence[StreamStats], color: bool) -> list[str]:
     """An aligned table of the keys, then one line per consumer group."""
     header = ("stream", "length", "first entry", "last entry", "memory")
     rows = [
-        (s.key, str(s.length), _ms_time(s.first_ms), _ms_time(s.last_ms), _size(s.memory_bytes))
+        (visible(s.key), str(s.length), _ms_time(s.first_ms), _ms_time(s.last_ms), _size(s.memory_bytes))
         for s in stats
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -201,8 +206,8 @@ def stats_text(stats: Sequence[StreamStats], color: bool) -> list[str]:
         group_header = ("stream", "group", "consumers", "pending", "lag", "last delivered")
         group_rows = [
             (
-                key,
-                g.name,
+                visible(key),
+                visible(g.name),
                 str(g.consumers),
                 str(g.pending),
                 "-" if g.lag is None else str(g.lag),
@@ -270,6 +275,8 @@ def _reader(args: argparse.Namespace) -> RedisLogReader:
         keys=keys or None,
         pattern=getattr(args, "pattern", None),
         timeout=getattr(args, "timeout", None),
+        username=getattr(args, "username", None),
+        password=getattr(args, "password", None),
     )
 
 
@@ -318,8 +325,37 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
     with _reader(args) as reader:
         reader.ping()
         entries = reader.tail(args.lines, follow=args.follow, block_ms=args.block_ms, where=where)
-        _printer(args, out)(entries if args.follow else list(entries))
+        shown = _printer(args, out)(entries if args.follow else list(entries))
+        if not shown and args.lines:
+            filtered = floor is not None or trace is not None or args.service is not None
+            _say(
+                _why_empty(
+                    reader, "no record matched --severity, --trace-id or --service" if filtered else None
+                )
+            )
     return 0
+
+
+def _say(message: str) -> None:
+    """One line on stderr, safe for a terminal."""
+    print(f"{PROG}: {visible(message)}", file=sys.stderr)
+
+
+def _why_empty(reader: RedisLogReader, filtered: str | None) -> str:
+    """Why a read found nothing: no such key, no key matching the pattern, empty keys, or the filter."""
+    keys = reader.keys()
+    if not keys:
+        return "no stream key matches the pattern; check --stream, --pattern or --key"
+    try:
+        found = {stats.key: stats.length for stats in reader.stats()}
+    except Exception:  # a hint only: without the rights to look, say what is known
+        return f"nothing to show from {', '.join(keys)}"
+    missing = [key for key in keys if key not in found]
+    if len(missing) == len(keys):
+        return f"no such stream key: {', '.join(missing)}; check --stream or --key"
+    if filtered is not None and any(found.values()):
+        return filtered
+    return f"the stream holds no entries: {', '.join(keys)}"
 
 
 def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
@@ -335,10 +371,11 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with _reader(args) as reader:
         stats = reader.stats()
+        if not stats and not args.json:
+            _say(_why_empty(reader, None))
+            return 0
     if args.json:
         out.write(stats_json(stats) + "\n")
-    elif not stats:
-        out.write("no stream keys found\n")
     else:
         out.write("\n".join(stats_text(stats, _use_color(args, out))) + "\n")
     return 0
@@ -408,6 +445,16 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--key", action="append", default=default, help="read this stream key (repeat for several keys)"
     )
     group.add_argument("--timeout", type=float, default=default, help="seconds per Redis call (default 10)")
+    group.add_argument(
+        "--username",
+        default=default,
+        help="ACL user (default: $OTEL_EXPORTER_REDIS_USERNAME, then the URL's)",
+    )
+    group.add_argument(
+        "--password",
+        default=default,
+        help="ACL password; prefer $OTEL_EXPORTER_REDIS_PASSWORD (a command line is visible to other users)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--json",
@@ -522,23 +569,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except (UsageError, ValueError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except OtlpNotInstalledError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return EXIT_FAILURE
     except Exception as error:
-        if not _is_connection_problem(error):
-            raise
-        print(f"{PROG}: error: {describe(error)}", file=sys.stderr)
-        return EXIT_FAILURE
+        status, message = _failure(error)
+        _say(f"error: {redact(message, _secrets(args))}")
+        return status
 
 
-def _is_connection_problem(error: BaseException) -> bool:
+def _failure(error: Exception) -> tuple[int, str]:
+    """The exit status and the one line that explain ``error``."""
     from redis.exceptions import RedisError  # noqa: PLC0415
 
-    return isinstance(error, RedisError | OSError)
+    if isinstance(error, UsageError | ValueError):
+        return EXIT_USAGE, str(error)
+    if isinstance(error, OtlpNotInstalledError):
+        return EXIT_FAILURE, str(error)
+    if isinstance(error, RedisError | OSError):
+        return EXIT_FAILURE, describe(error)
+    return EXIT_FAILURE, f"unexpected {type(error).__name__}: {error}"
+
+
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """Every password the command line or the environment gave, to keep out of messages."""
+    urls = [getattr(args, "url", None), os.environ.get("OTEL_EXPORTER_REDIS_LOGS_URL")]
+    urls.append(os.environ.get("OTEL_EXPORTER_REDIS_URL"))
+    found = [secret for url in urls if url for secret in secrets_of_url(url)]
+    found += [getattr(args, "password", None) or "", os.environ.get("OTEL_EXPORTER_REDIS_PASSWORD", "")]
+    return [secret for secret in found if secret]
 
 
 def run() -> None:

@@ -16,13 +16,14 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from ._client import make_async_pool, make_pool
-from ._config import ExporterConfig, redact_url, resolve_config
+from ._config import ERROR_TYPE_INVALID_CONFIG, ExporterConfig, resolve_config
 from ._context import EXPORTING_KEY, instrumentation_suppressed, is_own, logged_while_exporting
 from ._encoding import uid_prefix
 from ._formats import batch_encoder
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._metrics import ExporterMetrics, ExporterStats
+from ._redact import redact_url
 from ._write import Delivery, make_sender
 
 __all__ = ["EXPORTING_KEY", "RedisLogExporter", "logged_while_exporting"]
@@ -90,6 +91,13 @@ class RedisLogExporter(LogRecordExporter):
       master through Sentinel (``url`` then only gives the user, password, db and scheme).
     * ``wait_replicas``: report a batch written only once that many replicas have it (``WAIT``).
     * ``certificate``, ``client_certificate``, ``client_key``: PEM files for ``rediss://``.
+    * ``username``, ``password``: the ACL user and password, kept out of the URL (they win over
+      the URL's).
+    * ``max_entry_bytes``: approximate cap on one entry's size; larger collections are cut.
+
+    The URL is checked completely here (``ValueError`` without its password). An invalid
+    ``OTEL_EXPORTER_REDIS_*URL`` or ``..._SENTINELS`` disables the exporter instead of writing
+    elsewhere: one error is logged and every export returns ``FAILURE`` (``invalid_config``).
 
     ``export`` encodes the batch on the caller's thread and hands it to the exporter's sender,
     which owns the connections, the queue and the retries: ``export`` never waits on a slow or
@@ -123,6 +131,9 @@ class RedisLogExporter(LogRecordExporter):
         certificate: str | None = None,
         client_key: str | None = None,
         client_certificate: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        max_entry_bytes: int | None = None,
         _clock: Callable[[], float] = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
@@ -148,7 +159,14 @@ class RedisLogExporter(LogRecordExporter):
             certificate=certificate,
             client_key=client_key,
             client_certificate=client_certificate,
+            username=username,
+            password=password,
+            max_entry_bytes=max_entry_bytes,
         )
+        if self._config.disabled is not None:
+            logger.error(
+                "The Redis log exporter is disabled, nothing will be written: %s", self._config.disabled
+            )
         self._template = StreamKeyTemplate.parse(self._config.stream)
         self._encode = batch_encoder(self._config, self._template)
         self._clock = _clock
@@ -178,7 +196,9 @@ class RedisLogExporter(LogRecordExporter):
         return self._closed
 
     def __repr__(self) -> str:
-        return f"RedisLogExporter(url={redact_url(self._config.url)!r}, stream={self._config.stream!r})"
+        disabled = "" if self._config.disabled is None else ", disabled=True"
+        url = redact_url(self._config.url)
+        return f"RedisLogExporter(url={url!r}, stream={self._config.stream!r}{disabled})"
 
     def stats(self) -> ExporterStats:
         """Counters since construction: written, dropped by reason, queued now, failed exports."""
@@ -194,6 +214,10 @@ class RedisLogExporter(LogRecordExporter):
         counted as dropped in ``stats()``.
         """
         if self._closed:
+            return LogRecordExportResult.FAILURE
+        if self._config.disabled is not None:  # logged once, at construction
+            self._metrics.dropped(len(batch), ERROR_TYPE_INVALID_CONFIG)
+            self._metrics.failed_export()
             return LogRecordExportResult.FAILURE
         try:
             with instrumentation_suppressed():  # starting the sender logs too (asyncio, at DEBUG)

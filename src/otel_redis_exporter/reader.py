@@ -23,13 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis import exceptions as rex
 
 from ._client import make_pool
-from ._config import ExporterConfig, redact_url, resolve_config
+from ._config import ExporterConfig, resolve_config
 from ._encoding import LogEntry, decode_fields
 from ._index import index_base, index_key, parse_member
 from ._keys import StreamKeyTemplate
 from ._log import logger
+from ._redact import redact_url
 
 # Entries fetched per XRANGE / XREVRANGE call while paging through a stream.
 PAGE_SIZE = 1000
@@ -185,7 +187,8 @@ class RedisLogReader:
     (``logs:{service.name}`` reads every key the template can produce). ``keys`` (an explicit
     list) or ``pattern`` (a ``SCAN MATCH`` glob such as ``logs:*``) choose the keys instead; the
     trace index is still looked up next to ``stream``. ``timeout`` (seconds, default 10) bounds
-    every call; blocking reads get their block time on top.
+    every call; blocking reads get their block time on top. ``username`` and ``password`` (or
+    ``OTEL_EXPORTER_REDIS_USERNAME`` / ``..._PASSWORD``) are the ACL user, kept out of the URL.
 
     The constructor does no I/O. Use it as a context manager, or call ``close()``.
     """
@@ -198,6 +201,8 @@ class RedisLogReader:
         keys: Sequence[str] | None = None,
         pattern: str | None = None,
         timeout: float | None = None,
+        username: str | None = None,
+        password: str | None = None,
         _key_refresh_s: float = KEY_REFRESH_S,
     ) -> None:
         if keys is not None and pattern is not None:
@@ -206,7 +211,11 @@ class RedisLogReader:
             raise ValueError(f"keys must be a list of non-empty stream keys; got {keys!r}")
         if pattern is not None and not pattern:
             raise ValueError("pattern must be a non-empty SCAN MATCH pattern")
-        self._config = resolve_config(url=url, stream=stream, timeout=timeout)
+        self._config = resolve_config(
+            url=url, stream=stream, timeout=timeout, username=username, password=password
+        )
+        if self._config.disabled is not None:
+            raise ValueError(self._config.disabled)
         template = StreamKeyTemplate.parse(self._config.stream)
         self._fixed_keys: list[str] | None = None
         self._pattern: str | None = None
@@ -525,6 +534,8 @@ class RedisLogReader:
         out: list[StreamStats] = []
         for position, key in enumerate(keys):
             info, memory, groups = replies[3 * position : 3 * position + 3]
+            if isinstance(info, rex.NoPermissionError) or str(info).startswith("NOPERM"):
+                raise info  # a missing right is not a missing key
             if isinstance(info, Exception):
                 continue  # deleted between SCAN and XINFO
             info = _fields(info) if not isinstance(info, dict) else info

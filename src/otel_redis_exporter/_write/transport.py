@@ -25,11 +25,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._config import ExporterConfig, redact_url
+from .._config import ExporterConfig
 from .._context import instrumentation_suppressed
 from .._formats import Entries
 from .._log import logger
 from .._metrics import ExporterMetrics
+from .._redact import redact_url
 from .attempt import Clock, WriteResult, backoff
 from .cluster import AsyncClusterWriter, SyncClusterWriter
 from .delivery import Delivery, Ticket, Trip
