@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -25,7 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import LogEntry, RedisLogExporter
-from otel_redis_exporter._forward import to_records
+from otel_redis_exporter._forward import TRUNCATED_ATTRIBUTE, to_records
 from otel_redis_exporter._otlp import any_value, key_values
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
@@ -290,3 +291,27 @@ def test_entries_become_sdk_records_with_their_types() -> None:
     assert record.resource == Resource({"service.name": "api"})
     assert record.instrumentation_scope is not None
     assert (record.instrumentation_scope.name, record.instrumentation_scope.version) == ("app", "1")
+
+
+def test_records_keep_what_otlp_carries_besides_the_values() -> None:
+    """to_records keeps an unset timestamp unset, schema URLs, the dropped count, and marks cut values."""
+    entry = LogEntry(
+        timestamp=6,
+        observed_timestamp=6,
+        timestamp_set=False,
+        body="cut",
+        attributes={"k": "v"},
+        dropped_attributes_count=4,
+        truncated=("body", "k"),
+        resource={"service.name": "api"},
+        resource_schema_url="https://opentelemetry.io/schemas/1.26.0",
+        scope_name="lib",
+        scope_schema_url="https://example.com/scope/1",
+    )
+    [message] = encode_logs(to_records([entry])).resource_logs
+    log = message.scope_logs[0].log_records[0]
+    assert (log.time_unix_nano, log.observed_time_unix_nano) == (0, 6)
+    assert log.dropped_attributes_count == 4
+    assert key_values(log.attributes) == {"k": "v", TRUNCATED_ATTRIBUTE: ["body", "k"]}
+    assert message.schema_url == "https://opentelemetry.io/schemas/1.26.0"
+    assert message.scope_logs[0].schema_url == "https://example.com/scope/1"

@@ -28,6 +28,21 @@ from .reader import DEFAULT_BLOCK_MS, DEFAULT_GROUP_COUNT, ConsumerGroup
 
 FIRST_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 30.0
+# The attribute a forwarded record gets when the exporter cut some of its values to
+# ``max_value_length``: the list of what was cut (attribute keys, and ``body``).
+TRUNCATED_ATTRIBUTE = "otel_redis.truncated"
+
+
+@dataclass(frozen=True)
+class ForwardedLogRecord(ReadableLogRecord):
+    """A record rebuilt from an entry: carries the SDK's count of dropped attributes, which the
+    OTLP encoder reads from ``dropped_attributes``, exactly as it was recorded."""
+
+    dropped_attributes_count: int = 0
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.dropped_attributes_count
 
 
 class ExportFailedError(RuntimeError):
@@ -66,27 +81,43 @@ class RecordBuilder:
         """The SDK record an exporter can send; bodies and attributes keep their types."""
         from ._otlp import _otlp_value  # noqa: PLC0415 - the forwarder runs with the otlp extra
 
-        resource_key = _dumps(_jsonable(entry.resource))
+        resource_key = _dumps([entry.resource_schema_url, _jsonable(entry.resource)])
         resource = self._resources.get(resource_key)
         if resource is None:
-            resource = self._resources[resource_key] = Resource(dict(entry.resource))
-        scope_key = _dumps([entry.scope_name, entry.scope_version, _jsonable(entry.scope_attributes)])
+            resource = self._resources[resource_key] = Resource(
+                dict(entry.resource), entry.resource_schema_url
+            )
+        scope_key = _dumps(
+            [entry.scope_name, entry.scope_version, entry.scope_schema_url, _jsonable(entry.scope_attributes)]
+        )
         scope = self._scopes.get(scope_key)
         if scope is None:
             scope = self._scopes[scope_key] = InstrumentationScope(
-                entry.scope_name or "", entry.scope_version, attributes=dict(entry.scope_attributes) or None
+                entry.scope_name or "",
+                entry.scope_version,
+                entry.scope_schema_url,
+                attributes=dict(entry.scope_attributes) or None,
             )
+        attributes = {key: _otlp_value(value) for key, value in entry.attributes.items()}
+        if entry.truncated:
+            attributes[TRUNCATED_ATTRIBUTE] = list(entry.truncated)
         record = LogRecord(
-            timestamp=entry.timestamp,
+            # 0 (unset) stays unset: the observed-time fallback is for display only.
+            timestamp=entry.own_timestamp or None,
             observed_timestamp=entry.observed_timestamp,
             context=_context(entry),
             severity_text=entry.severity_text,
             severity_number=_severity(entry.severity_number),
             body=_otlp_value(entry.body),
-            attributes={key: _otlp_value(value) for key, value in entry.attributes.items()} or None,
+            attributes=attributes or None,
             event_name=entry.event_name,
         )
-        return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
+        return ForwardedLogRecord(
+            log_record=record,
+            resource=resource,
+            instrumentation_scope=scope,
+            dropped_attributes_count=entry.dropped_attributes_count,
+        )
 
 
 def _jsonable(value: Any) -> Any:
