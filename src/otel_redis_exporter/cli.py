@@ -5,7 +5,9 @@
     otel-redis stats
     otel-redis forward --endpoint http://HOST:4318/v1/logs --group NAME
 
-``--url`` and ``--stream`` (or ``--pattern``) fall back to the exporter's environment variables.
+``--url`` and ``--stream`` (or ``--pattern``) fall back to the exporter's environment variables, and
+so do the deployment options (``--cluster``, ``--shards``, ``--sentinels``, TLS files): one
+environment serves the exporter and the command line.
 Output is aligned text, colored on a terminal; ``--json`` prints one JSON object per line.
 Exit status: 0 success, 1 the server or endpoint failed (the message says why), 2 bad usage,
 130 interrupted (Ctrl-C).
@@ -262,14 +264,29 @@ def _use_color(args: argparse.Namespace, stream: TextIO) -> bool:
     return stream.isatty()
 
 
+# Deployment options, named as RedisLogReader names them; unset ones fall back to the variables.
+_DEPLOYMENT_OPTIONS = (
+    "cluster",
+    "shards",
+    "sentinels",
+    "sentinel_master",
+    "sentinel_username",
+    "certificate",
+    "client_key",
+    "client_certificate",
+)
+
+
 def _reader(args: argparse.Namespace) -> RedisLogReader:
     keys = getattr(args, "key", None)
+    deployment: dict[str, Any] = {name: getattr(args, name, None) for name in _DEPLOYMENT_OPTIONS}
     return RedisLogReader(
         url=getattr(args, "url", None),
         stream=getattr(args, "stream", None),
         keys=keys or None,
         pattern=getattr(args, "pattern", None),
         timeout=getattr(args, "timeout", None),
+        **deployment,
     )
 
 
@@ -408,6 +425,48 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--key", action="append", default=default, help="read this stream key (repeat for several keys)"
     )
     group.add_argument("--timeout", type=float, default=default, help="seconds per Redis call (default 10)")
+    deployment = parser.add_argument_group(
+        "deployment (each defaults to the exporter's OTEL_EXPORTER_REDIS_* variable)"
+    )
+    deployment.add_argument(
+        "--cluster",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="a Redis Cluster; --url names any node ($OTEL_EXPORTER_REDIS_CLUSTER)",
+    )
+    deployment.add_argument(
+        "--shards",
+        type=int,
+        default=default,
+        help="read each stream as the exporter's N shard keys ($OTEL_EXPORTER_REDIS_LOGS_SHARDS, default 1)",
+    )
+    deployment.add_argument(
+        "--sentinels",
+        default=default,
+        help="host:port,... of the sentinels to ask for the master ($OTEL_EXPORTER_REDIS_SENTINELS)",
+    )
+    deployment.add_argument(
+        "--sentinel-master",
+        default=default,
+        help="the master's name at the sentinels ($OTEL_EXPORTER_REDIS_SENTINEL_MASTER, default mymaster)",
+    )
+    deployment.add_argument(
+        "--sentinel-username",
+        default=default,
+        help="user at the sentinels ($OTEL_EXPORTER_REDIS_SENTINEL_USERNAME; "
+        "the password only from $OTEL_EXPORTER_REDIS_SENTINEL_PASSWORD)",
+    )
+    deployment.add_argument(
+        "--certificate", default=default, help="CA file for rediss:// ($OTEL_EXPORTER_REDIS_CERTIFICATE)"
+    )
+    deployment.add_argument(
+        "--client-key", default=default, help="client key for mutual TLS ($OTEL_EXPORTER_REDIS_CLIENT_KEY)"
+    )
+    deployment.add_argument(
+        "--client-certificate",
+        default=default,
+        help="client certificate for mutual TLS ($OTEL_EXPORTER_REDIS_CLIENT_CERTIFICATE)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--json",

@@ -6,13 +6,16 @@ that matches a pattern (a templated ``stream`` such as ``logs:{service.name}`` i
 pattern ``logs:*``); entries of several keys are merged in entry-id order, which is the order
 in which the server accepted them.
 
+It connects as the exporter does: one server, Sentinel, or a Redis Cluster (where the shard keys
+of ``shards=N`` are merged by entry id like any other keys), with the same settings and the same
+``OTEL_EXPORTER_REDIS_*`` variables (see ``_connection``).
+
 Errors from the server (unreachable, wrong password, ...) are raised as redis-py exceptions;
 ``otel_redis_exporter._errors.describe`` turns them into a sentence.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import threading
@@ -22,13 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from ._client import make_pool
-from ._config import ExporterConfig, redact_url, resolve_config
+from ._config import Address, ExporterConfig, redact_url, resolve_config
+from ._connection import one_slot, reader_client
 from ._encoding import LogEntry, decode_fields
 from ._index import index_base, index_key, parse_member
-from ._keys import StreamKeyTemplate
+from ._keys import StreamKeyTemplate, shard_keys, shard_of
 from ._log import logger
 
 # Entries fetched per XRANGE / XREVRANGE call while paging through a stream.
@@ -43,18 +44,13 @@ DEFAULT_GROUP_COUNT = 100
 KEY_REFRESH_S = 5.0
 # How many record uids a read remembers to drop the second copy of a retried write.
 DEDUPE_WINDOW = 100_000
+# On a Cluster, keys in different slots cannot share one blocking XREAD: they are read one by
+# one without blocking, and read again after this pause (seconds) while nothing arrives.
+CLUSTER_POLL_S = 0.05
 
 EntryId = tuple[int, int]
 RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
 Handler = Callable[[list[LogEntry]], object]
-
-# Stream replies are parsed here rather than by redis-py, the same way for RESP2 and RESP3 and
-# for every redis-py version (a deleted entry has no fields).
-_RAW_COMMANDS = ("XRANGE", "XREVRANGE", "XREAD", "XREADGROUP", "XAUTOCLAIM", "XINFO STREAM")
-
-
-def _raw(response: Any, **options: Any) -> Any:
-    return response
 
 
 def _text(value: Any) -> str:
@@ -187,6 +183,12 @@ class RedisLogReader:
     trace index is still looked up next to ``stream``. ``timeout`` (seconds, default 10) bounds
     every call; blocking reads get their block time on top.
 
+    The deployment settings are the exporter's, with the same environment variables:
+    ``cluster`` (a Redis Cluster; ``url`` names any node), ``shards`` (each stream key is read
+    as its ``shards`` shard keys, merged by entry id), ``sentinels`` / ``sentinel_master`` /
+    ``sentinel_username`` / ``sentinel_password`` (the master found through Sentinel), and the
+    TLS files ``certificate``, ``client_key``, ``client_certificate`` for a ``rediss://`` URL.
+
     The constructor does no I/O. Use it as a context manager, or call ``close()``.
     """
 
@@ -198,6 +200,15 @@ class RedisLogReader:
         keys: Sequence[str] | None = None,
         pattern: str | None = None,
         timeout: float | None = None,
+        cluster: bool | None = None,
+        shards: int | None = None,
+        sentinels: str | Sequence[str | Address] | None = None,
+        sentinel_master: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        certificate: str | None = None,
+        client_key: str | None = None,
+        client_certificate: str | None = None,
         _key_refresh_s: float = KEY_REFRESH_S,
     ) -> None:
         if keys is not None and pattern is not None:
@@ -206,18 +217,37 @@ class RedisLogReader:
             raise ValueError(f"keys must be a list of non-empty stream keys; got {keys!r}")
         if pattern is not None and not pattern:
             raise ValueError("pattern must be a non-empty SCAN MATCH pattern")
-        self._config = resolve_config(url=url, stream=stream, timeout=timeout)
+        self._config = resolve_config(
+            url=url,
+            stream=stream,
+            timeout=timeout,
+            cluster=cluster,
+            shards=shards,
+            sentinels=sentinels,
+            sentinel_master=sentinel_master,
+            sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password,
+            certificate=certificate,
+            client_key=client_key,
+            client_certificate=client_certificate,
+        )
         template = StreamKeyTemplate.parse(self._config.stream)
-        self._fixed_keys: list[str] | None = None
+        # Stream keys as the exporter names them; each is written to ``shards`` shard keys.
+        self._streams: list[str] | None = None
         self._pattern: str | None = None
         if keys is not None:
-            self._fixed_keys = list(dict.fromkeys(keys))
+            self._streams = list(dict.fromkeys(keys))
         elif pattern is not None:
             self._pattern = pattern
         elif template.is_fixed:
-            self._fixed_keys = [self._config.stream]
+            self._streams = [self._config.stream]
         else:
             self._pattern = template.pattern()
+        self._fixed_keys = (
+            None
+            if self._streams is None
+            else [key for stream in self._streams for key in shard_keys(stream, self._config.shards)]
+        )
         self._index_base = index_base(self._config.stream)
         self._clients: dict[float, Any] = {}
         self._lock = threading.Lock()
@@ -225,7 +255,7 @@ class RedisLogReader:
 
     @property
     def config(self) -> ExporterConfig:
-        """The resolved URL, stream and timeout (its repr hides the password)."""
+        """The resolved URL, stream, timeout and deployment (its repr hides the passwords)."""
         return self._config
 
     def __repr__(self) -> str:
@@ -243,7 +273,7 @@ class RedisLogReader:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            client.connection_pool.disconnect()
+            client.close()
 
     # ------------------------------------------------------------------ connections
 
@@ -253,11 +283,7 @@ class RedisLogReader:
         with self._lock:
             client = self._clients.get(extra_s)
             if client is None:
-                config = dataclasses.replace(self._config, timeout_s=self._config.timeout_s + extra_s)
-                client = redis.Redis(connection_pool=make_pool(config))
-                for command in _RAW_COMMANDS:
-                    client.set_response_callback(command, _raw)
-                self._clients[extra_s] = client
+                client = self._clients[extra_s] = reader_client(self._config, extra_s)
             return client
 
     def ping(self) -> None:
@@ -408,7 +434,6 @@ class RedisLogReader:
         stop: threading.Event | None,
         seen: _Seen,
     ) -> Iterator[LogEntry]:
-        client = self._client(block_ms)
         refreshed = time.monotonic()
         while stop is None or not stop.is_set():
             if self.dynamic and time.monotonic() - refreshed >= self.key_refresh_s:
@@ -419,18 +444,8 @@ class RedisLogReader:
                 _wait(stop, block_ms / 1000)
                 refreshed -= self.key_refresh_s
                 continue
-            args: list[Any] = [
-                "XREAD",
-                "COUNT",
-                PAGE_SIZE,
-                "BLOCK",
-                block_ms,
-                "STREAMS",
-                *last,
-                *last.values(),
-            ]
             batch: list[tuple[tuple[int, str, int], LogEntry]] = []
-            for key, page in _streams(client.execute_command(*args)):
+            for key, page in self.read_streams(["XREAD", "COUNT", PAGE_SIZE], last, block_ms, stop):
                 for entry_id, fields in page:
                     last[key] = _text(entry_id)
                     entry = self._decode(key, entry_id, fields)
@@ -439,6 +454,34 @@ class RedisLogReader:
             batch.sort(key=lambda item: item[0])
             for _, entry in batch:
                 yield entry
+
+    def read_streams(
+        self,
+        command: Sequence[Any],
+        ids: Mapping[str, str],
+        block_ms: int | None,
+        stop: threading.Event | None = None,
+    ) -> list[tuple[str, list[RawEntry]]]:
+        """``XREAD`` or ``XREADGROUP`` (``command`` up to ``STREAMS``) of ``ids``' keys after their ids.
+
+        One command, blocking up to ``block_ms``, where the keys share a slot (always on one
+        server). On a Cluster, keys in different slots are read in one pipeline without
+        blocking, again every ``CLUSTER_POLL_S`` until something arrives or ``block_ms`` is over.
+        """
+        keys = list(ids)
+        if one_slot(self._config, keys):
+            args = [*command, *(("BLOCK", block_ms) if block_ms else ()), "STREAMS", *keys, *ids.values()]
+            return _streams(self._client(block_ms or 0).execute_command(*args))
+        deadline = time.monotonic() + (block_ms or 0) / 1000
+        while True:
+            pipe = self._client().pipeline(transaction=False)
+            for key, entry_id in ids.items():
+                pipe.execute_command(*command, "STREAMS", key, entry_id)
+            found = [pair for reply in pipe.execute() for pair in _streams(reply) if pair[1]]
+            left = deadline - time.monotonic()
+            if found or left <= 0 or (stop is not None and stop.is_set()):
+                return found
+            _wait(stop, min(CLUSTER_POLL_S, left))
 
     # ------------------------------------------------------------------ by trace
 
@@ -480,12 +523,20 @@ class RedisLogReader:
     def _scan_for_trace(self, trace: str) -> list[LogEntry]:
         wanted = trace.encode("ascii")
         out: list[LogEntry] = []
-        for _, key, entry_id, fields in self._merged(self.keys(), "-", "+", reverse=False):
+        for _, key, entry_id, fields in self._merged(self._trace_keys(trace), "-", "+", reverse=False):
             if fields and fields.get(b"trace_id") == wanted:
                 entry = self._decode(key, entry_id, fields)
                 if entry is not None:
                     out.append(entry)
         return out
+
+    def _trace_keys(self, trace: str) -> list[str]:
+        """The keys that can hold the records of ``trace``: with shards, only the trace's shard
+        of each stream (found by pattern, the shards are not known apart: all keys)."""
+        shards = self._config.shards
+        if shards == 1 or self._streams is None:
+            return self.keys()
+        return [shard_keys(stream, shards)[shard_of(trace, shards, 0)] for stream in self._streams]
 
     @staticmethod
     def _sorted(entries: list[LogEntry]) -> list[LogEntry]:
@@ -628,19 +679,8 @@ class ConsumerGroup:
         return batch
 
     def _own_pending(self, keys: Sequence[str], count: int) -> list[tuple[str, bytes, LogEntry | None]]:
-        client = self.reader._client()
-        reply = client.execute_command(
-            "XREADGROUP",
-            "GROUP",
-            self.name,
-            self.consumer,
-            "COUNT",
-            count,
-            "STREAMS",
-            *keys,
-            *["0"] * len(keys),
-        )
-        return self._collect(_streams(reply))
+        command = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
+        return self._collect(self.reader.read_streams(command, dict.fromkeys(keys, "0"), None))
 
     def claim(self, count: int = DEFAULT_GROUP_COUNT) -> list[tuple[str, bytes, LogEntry | None]]:
         """Take over up to ``count`` entries other consumers left pending longer than ``claim_idle_ms``."""
@@ -673,11 +713,8 @@ class ConsumerGroup:
     def _new(
         self, keys: Sequence[str], count: int, block_ms: int | None
     ) -> list[tuple[str, bytes, LogEntry | None]]:
-        args: list[Any] = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
-        if block_ms:
-            args += ["BLOCK", block_ms]
-        args += ["STREAMS", *keys, *[">"] * len(keys)]
-        return self._collect(_streams(self.reader._client(block_ms or 0).execute_command(*args)))
+        command = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
+        return self._collect(self.reader.read_streams(command, dict.fromkeys(keys, ">"), block_ms))
 
     def read(
         self, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = None
