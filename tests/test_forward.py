@@ -41,6 +41,7 @@ class Receiver:
     def __init__(self, port: int) -> None:
         self.port = port
         self.records: list[dict[str, Any]] = []
+        self.messages: list[ExportLogsServiceRequest] = []
         self.requests = 0
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -58,6 +59,7 @@ class Receiver:
         request = ExportLogsServiceRequest.FromString(payload)
         with self._lock:
             self.requests += 1
+            self.messages.append(request)
             for resource_logs in request.resource_logs:
                 resource = key_values(resource_logs.resource.attributes)
                 for scope_logs in resource_logs.scope_logs:
