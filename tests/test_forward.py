@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from opentelemetry.sdk.resources import Resource
 from otel_redis_exporter import LogEntry, RedisLogExporter
 from otel_redis_exporter._forward import TRUNCATED_ATTRIBUTE, to_records
 from otel_redis_exporter._otlp import any_value, key_values
+from otel_redis_exporter._send import MAX_RETRY_AFTER_S, Answer, retry_after
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
 from servers import free_port, wait_until
@@ -36,13 +41,19 @@ GROUP = "otlp"
 
 
 class Receiver:
-    """A minimal OTLP/HTTP logs endpoint: decodes every ExportLogsServiceRequest it is sent."""
+    """A minimal OTLP/HTTP logs endpoint: decodes every ExportLogsServiceRequest it is sent.
+
+    ``script`` holds answers to give, in order, as (status, headers); once it is empty every
+    request is accepted (200). Only accepted requests count as received. ``on_request`` is
+    called with each request's status and record count before the answer goes out."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.records: list[dict[str, Any]] = []
         self.messages: list[ExportLogsServiceRequest] = []
         self.requests = 0
+        self.script: deque[tuple[int, dict[str, str]]] = deque()
+        self.on_request: Callable[[int, int], None] | None = None
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -55,9 +66,15 @@ class Receiver:
         with self._lock:
             return [record["body"] for record in self.records]
 
-    def _receive(self, payload: bytes) -> None:
+    def _receive(self, payload: bytes) -> tuple[int, dict[str, str]]:
         request = ExportLogsServiceRequest.FromString(payload)
         with self._lock:
+            status, headers = self.script.popleft() if self.script else (200, {})
+            if self.on_request is not None:
+                count = sum(len(s.log_records) for r in request.resource_logs for s in r.scope_logs)
+                self.on_request(status, count)
+            if status != 200:
+                return status, headers
             self.requests += 1
             self.messages.append(request)
             for resource_logs in request.resource_logs:
@@ -76,6 +93,7 @@ class Receiver:
                                 "time_unix_nano": log.time_unix_nano,
                             }
                         )
+        return 200, {}
 
     def start(self) -> Receiver:
         receiver = self
@@ -88,10 +106,12 @@ class Receiver:
                     payload = gzip.decompress(payload)
                 elif encoding == "deflate":
                     payload = zlib.decompress(payload)
-                receiver._receive(payload)
-                reply = ExportLogsServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
+                status, headers = receiver._receive(payload)
+                reply = ExportLogsServiceResponse().SerializeToString() if status == 200 else b"refused"
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Type", "application/x-protobuf" if status == 200 else "text/plain")
                 self.send_header("Content-Length", str(len(reply)))
                 self.end_headers()
                 self.wfile.write(reply)
@@ -317,3 +337,78 @@ def test_records_keep_what_otlp_carries_besides_the_values() -> None:
     assert key_values(log.attributes) == {"k": "v", TRUNCATED_ATTRIBUTE: ["body", "k"]}
     assert message.schema_url == "https://opentelemetry.io/schemas/1.26.0"
     assert message.scope_logs[0].schema_url == "https://example.com/scope/1"
+
+
+def test_refusals_are_dead_lettered_split_or_retried_and_acknowledged_only_after(
+    redis_url: str, redis_client: redis.Redis, receiver: Receiver
+) -> None:
+    """400 dead-letters its batch, 413 splits, 503 waits for Retry-After, 200 delivers: every record
+    ends delivered once or dead-lettered, and none is acknowledged before."""
+    export(redis_url, [make_record(f"r{i}") for i in range(20)])
+    receiver.script.extend([(400, {}), (413, {}), (503, {"Retry-After": "1"})])
+    seen: list[tuple[int, int, int, float]] = []  # status, records, pending then, time
+    receiver.on_request = lambda status, count: seen.append(
+        (status, count, pending(redis_client), time.monotonic())
+    )
+    receiver.start()
+    result = subprocess.run(
+        forward_command(redis_url, receiver.endpoint, "--exit-when-idle", "--batch-size", "10"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "forwarded 10 log records, dead-lettered 10" in result.stderr
+    assert [(status, count) for status, count, _, _ in seen] == [(400, 10), (413, 10), (503, 5), (200, 10)]
+    # Nothing was acknowledged before it was delivered or dead-lettered:
+    assert [pending_then for _, _, pending_then, _ in seen] == [10, 10, 10, 10]
+    assert seen[3][3] - seen[2][3] >= 0.9, "the retry came before Retry-After: 1"
+    assert receiver.bodies() == [f"r{i}" for i in range(10, 20)]
+    dead = redis_client.xrange("otel:logs:dead")
+    assert [fields["body"] for _, fields in dead] == [f"r{i}" for i in range(10)]
+    assert {fields["dead_letter.status"] for _, fields in dead} == {"400"}
+    assert all("400" in fields["dead_letter.reason"] for _, fields in dead)
+    assert pending(redis_client) == 0
+    stats = subprocess.run(
+        [str(Path(sys.executable).parent / "otel-redis"), "--url", redis_url, "stats", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env(),
+        check=True,
+    )
+    assert [(s["stream"], s["dead_letters"]) for s in json.loads(stats.stdout)] == [("otel:logs", 10)]
+
+
+@pytest.mark.parametrize(
+    ("status", "delivered", "too_large", "refused"),
+    [
+        (200, True, False, False),
+        (204, True, False, False),
+        (400, False, False, True),
+        (401, False, False, True),
+        (413, False, True, True),
+        (408, False, False, False),
+        (429, False, False, False),
+        (500, False, False, False),
+        (503, False, False, False),
+        (None, False, False, False),
+    ],
+)
+def test_answers_are_classified(status: int | None, delivered: bool, too_large: bool, refused: bool) -> None:
+    """2xx is delivered, 413 too large, other 4xx refused for good, the rest (and no answer) retried."""
+    answer = Answer(status, "why")
+    assert (answer.delivered, answer.too_large, answer.refused) == (delivered, too_large, refused)
+
+
+def test_retry_after_reads_seconds_and_dates() -> None:
+    """Retry-After in seconds or as an HTTP date becomes seconds, capped; nonsense is ignored."""
+    now = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+    assert retry_after("3", now) == 3.0
+    assert retry_after("Thu, 01 Jan 2026 12:00:05 GMT", now) == 5.0
+    assert retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0
+    assert retry_after("999999", now) == MAX_RETRY_AFTER_S
+    assert retry_after("soon", now) is None
+    assert retry_after(None, now) is None

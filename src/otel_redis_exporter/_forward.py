@@ -1,9 +1,10 @@
-"""Forwarding: a consumer group hands batches to an SDK log exporter (OTLP/HTTP in the CLI).
+"""Forwarding: a consumer group hands batches to a sender (OTLP/HTTP in the CLI, see ``_send``).
 
-An entry is acknowledged only after the exporter returned SUCCESS. While the exporter fails,
-the batch stays pending in the group and is offered again after a backoff (0.5 s doubling, at
-most ``max_backoff_s``), so a Redis stream becomes a durable buffer in front of a collector:
-at-least-once delivery, in order per stream key.
+An entry is acknowledged only once it was delivered or, refused for good, copied to the dead
+letters. While the endpoint cannot take a batch, the batch stays pending in the group and is
+offered again after a backoff, so a Redis stream becomes a durable buffer in front of a
+collector: at-least-once delivery, in order per stream key. Records are rebuilt with everything
+OTLP carries (``RecordBuilder``), so what arrives is what the SDK would have sent directly.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord
-from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
@@ -24,7 +25,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_s
 from ._encoding import LogEntry, _dumps
 from ._errors import describe
 from ._log import logger
-from .reader import DEFAULT_BLOCK_MS, DEFAULT_GROUP_COUNT, ConsumerGroup
+from ._send import Answer, ExporterSender, Sender
+from .reader import DEAD_LETTER_SUFFIX, DEFAULT_BLOCK_MS, DEFAULT_GROUP_COUNT, ConsumerGroup
 
 FIRST_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 30.0
@@ -43,10 +45,6 @@ class ForwardedLogRecord(ReadableLogRecord):
     @property
     def dropped_attributes(self) -> int:
         return self.dropped_attributes_count
-
-
-class ExportFailedError(RuntimeError):
-    """The exporter did not accept a batch; it stays pending."""
 
 
 def _severity(number: int | None) -> SeverityNumber | None:
@@ -137,58 +135,106 @@ class ForwardStats:
     """What a forwarder did so far."""
 
     forwarded: int = 0
+    dead_lettered: int = 0
     failed_attempts: int = 0
 
 
-class Forwarder:
-    """Consumes ``group`` and exports every batch with ``exporter``, acknowledging after SUCCESS.
+class RetryLaterError(RuntimeError):
+    """The endpoint may take the batch later; it stays pending."""
 
-    ``run`` loops until ``stop`` is set (or, with ``exit_when_idle``, until a read finds nothing
-    within ``block_ms``). Exporter failures and Redis errors are logged and retried after a
-    backoff; ``stop`` cuts the backoff short.
+    def __init__(self, count: int, answer: Answer) -> None:
+        super().__init__(f"the endpoint did not take {count} log records ({answer.reason})")
+        self.answer = answer
+
+
+Item = tuple[str, bytes, LogEntry]
+
+
+class Forwarder:
+    """Consumes ``group`` and sends every batch, acknowledging each entry only once it was
+    delivered or dead-lettered.
+
+    ``sender`` is a ``Sender`` (see ``_send``) or any SDK ``LogRecordExporter``. Per answer:
+    delivered (2xx): acknowledged; too large (413): split in halves, each sent on its own;
+    refused for good (another 4xx): copied to the dead-letter stream (``dead_letter(key)``, by
+    default ``key:dead``) with the status and reason, then acknowledged; anything else (429,
+    5xx, no answer): left pending and offered again after the endpoint's ``Retry-After`` or a
+    backoff (0.5 s doubling, at most ``max_backoff_s``). ``run`` loops until ``stop`` is set (or,
+    with ``exit_when_idle``, until a read finds nothing within ``block_ms``); ``stop`` cuts a
+    wait short but never a batch in flight.
     """
 
     def __init__(
         self,
         group: ConsumerGroup,
-        exporter: LogRecordExporter,
+        sender: Sender | LogRecordExporter,
         *,
         count: int = DEFAULT_GROUP_COUNT,
         block_ms: int = DEFAULT_BLOCK_MS,
         max_backoff_s: float = DEFAULT_MAX_BACKOFF_S,
         stop: threading.Event | None = None,
         on_batch: Callable[[int], None] | None = None,
+        dead_letter: Callable[[str], str] | None = None,
     ) -> None:
         self._group = group
-        self._exporter = exporter
+        self._sender: Sender = ExporterSender(sender) if isinstance(sender, LogRecordExporter) else sender
         self._count = count
         self._block_ms = block_ms
         self._max_backoff_s = max_backoff_s
         self.stop = stop or threading.Event()
         self._on_batch = on_batch
+        self._dead_letter = dead_letter or (lambda key: key + DEAD_LETTER_SUFFIX)
         self.stats = ForwardStats()
 
-    def _export(self, entries: list[LogEntry]) -> None:
-        try:
-            result = self._exporter.export(to_records(entries))
-        except Exception as error:  # some exporter versions raise on connection errors
-            raise ExportFailedError(f"the exporter failed on {len(entries)} log records ({error})") from error
-        if result is not LogRecordExportResult.SUCCESS:
-            raise ExportFailedError(f"the exporter did not accept {len(entries)} log records")
-        self.stats.forwarded += len(entries)
-        if self._on_batch is not None:
-            self._on_batch(len(entries))
+    def _deliver(self, items: list[Item]) -> None:
+        """Send ``items``; acknowledge what was delivered or dead-lettered, raise for the rest."""
+        answer = self._sender.send(to_records([entry for _, _, entry in items]))
+        if answer.delivered:
+            self._group.ack((key, entry_id) for key, entry_id, _ in items)
+            self.stats.forwarded += len(items)
+            if self._on_batch is not None:
+                self._on_batch(len(items))
+        elif answer.too_large and len(items) > 1:
+            half = len(items) // 2
+            self._deliver(items[:half])
+            self._deliver(items[half:])
+        elif answer.refused:
+            note = {"dead_letter.status": str(answer.status), "dead_letter.reason": answer.reason}
+            self._group.dead_letter([(key, entry_id) for key, entry_id, _ in items], self._dead_letter, note)
+            self.stats.dead_lettered += len(items)
+            logger.warning(
+                "The endpoint refused %d log records for good (%s); they went to the dead letters",
+                len(items),
+                answer.reason,
+            )
+        else:
+            raise RetryLaterError(len(items), answer)
+
+    def _handle(self, batch: list[tuple[str, bytes, LogEntry | None]]) -> None:
+        gone = [(key, entry_id) for key, entry_id, entry in batch if entry is None]
+        if gone:  # deleted or not ours (logged when read): nothing to send
+            self._group.ack(gone)
+        items = [(key, entry_id, entry) for key, entry_id, entry in batch if entry is not None]
+        if items:
+            self._deliver(items)
+
+    def _backoff(self, failures: int, answer: Answer | None = None) -> float:
+        if answer is not None and answer.retry_after_s is not None:
+            return answer.retry_after_s
+        return float(min(FIRST_BACKOFF_S * 2 ** (failures - 1), self._max_backoff_s))
 
     def run(self, *, exit_when_idle: bool = False) -> ForwardStats:
         """Forward until stopped; returns the counts."""
         failures = 0
         while not self.stop.is_set():
             try:
-                handled = self._group.process(self._export, count=self._count, block_ms=self._block_ms)
-            except ExportFailedError as error:
+                batch = self._group.read(self._count, self._block_ms)
+                if batch:
+                    self._handle(batch)
+            except RetryLaterError as error:
                 failures += 1
                 self.stats.failed_attempts += 1
-                delay = min(FIRST_BACKOFF_S * 2 ** (failures - 1), self._max_backoff_s)
+                delay = self._backoff(failures, error.answer)
                 logger.warning("%s; they stay pending, next attempt in %.1f s", error, delay)
                 self.stop.wait(delay)
                 continue
@@ -196,14 +242,14 @@ class Forwarder:
                 if not _is_redis_error(error):
                     raise
                 failures += 1
-                delay = min(FIRST_BACKOFF_S * 2 ** (failures - 1), self._max_backoff_s)
+                delay = self._backoff(failures)
                 logger.warning(
                     "Reading the stream failed: %s; next attempt in %.1f s", describe(error), delay
                 )
                 self.stop.wait(delay)
                 continue
             failures = 0
-            if handled == 0 and exit_when_idle:
+            if not batch and exit_when_idle:
                 break
         return self.stats
 

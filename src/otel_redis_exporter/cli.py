@@ -181,9 +181,16 @@ def _size(n: int | None) -> str:
 
 def stats_text(stats: Sequence[StreamStats], color: bool) -> list[str]:
     """An aligned table of the keys, then one line per consumer group."""
-    header = ("stream", "length", "first entry", "last entry", "memory")
+    header = ("stream", "length", "first entry", "last entry", "memory", "dead letters")
     rows = [
-        (s.key, str(s.length), _ms_time(s.first_ms), _ms_time(s.last_ms), _size(s.memory_bytes))
+        (
+            s.key,
+            str(s.length),
+            _ms_time(s.first_ms),
+            _ms_time(s.last_ms),
+            _size(s.memory_bytes),
+            str(s.dead_letters),
+        )
         for s in stats
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -236,6 +243,7 @@ def stats_json(stats: Sequence[StreamStats]) -> str:
                 "first_time": None if s.first_ms is None else _ms_time(s.first_ms),
                 "last_time": None if s.last_ms is None else _ms_time(s.last_ms),
                 "memory_bytes": s.memory_bytes,
+                "dead_letters": s.dead_letters,
                 "groups": [
                     {
                         "name": g.name,
@@ -366,17 +374,19 @@ def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
 
     import_otlp()
     try:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # noqa: PLC0415
+        import requests  # noqa: F401, PLC0415 - the otlp extra brings it
     except ImportError as error:
         raise OtlpNotInstalledError(error) from error
 
     from ._forward import Forwarder  # noqa: PLC0415
+    from ._send import OtlpHttpSender  # noqa: PLC0415
 
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be > 0; got {args.batch_size}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    exporter = OTLPLogExporter(endpoint=args.endpoint, timeout=args.export_timeout)
+    sender = OtlpHttpSender(args.endpoint, timeout_s=args.export_timeout, compression=args.compression)
+    dead_key: str | None = args.dead_letter
     consumer = args.consumer or socket.gethostname()
     with _reader(args) as reader:
         reader.ping()
@@ -388,17 +398,22 @@ def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
         )
         forwarder = Forwarder(
             group,
-            exporter,
+            sender,
             count=args.batch_size,
             block_ms=args.block_ms,
             max_backoff_s=args.max_backoff,
             stop=stop,
+            dead_letter=None if dead_key is None else (lambda _key: dead_key),
         )
         try:
             forwarder.run(exit_when_idle=args.exit_when_idle)
         finally:
-            exporter.shutdown()  # type: ignore[no-untyped-call]
-            print(f"{PROG}: forwarded {forwarder.stats.forwarded} log records", file=sys.stderr)
+            sender.shutdown()
+            stats = forwarder.stats
+            print(
+                f"{PROG}: forwarded {stats.forwarded} log records, dead-lettered {stats.dead_lettered}",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -546,6 +561,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="longest wait in seconds between failed attempts (default 30)",
+    )
+    forward.add_argument(
+        "--dead-letter",
+        metavar="KEY",
+        help="stream for batches the endpoint refuses for good (default: each source key + ':dead')",
+    )
+    forward.add_argument(
+        "--compression", choices=("none", "gzip"), default="none", help="request body compression"
     )
     forward.add_argument("--exit-when-idle", action="store_true", help="stop once nothing is left to forward")
     forward.add_argument("--block-ms", type=int, default=DEFAULT_BLOCK_MS, help=argparse.SUPPRESS)

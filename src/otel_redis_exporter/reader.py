@@ -47,6 +47,9 @@ DEDUPE_WINDOW = 100_000
 # On a Cluster, keys in different slots cannot share one blocking XREAD: they are read one by
 # one without blocking, and read again after this pause (seconds) while nothing arrives.
 CLUSTER_POLL_S = 0.05
+# A stream key's dead letters (``forward``'s batches refused for good) go to the key plus this;
+# such keys are never read as log streams themselves.
+DEAD_LETTER_SUFFIX = ":dead"
 
 EntryId = tuple[int, int]
 RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
@@ -162,6 +165,8 @@ class StreamStats:
     last_entry_id: str | None
     memory_bytes: int | None
     groups: tuple[GroupInfo, ...] = ()
+    # Entries in the key's dead-letter stream (``key`` + ``DEAD_LETTER_SUFFIX``).
+    dead_letters: int = 0
 
     @property
     def first_ms(self) -> int | None:
@@ -303,7 +308,7 @@ class RedisLogReader:
             return list(self._fixed_keys)
         client = self._client()
         found = {_text(key) for key in client.scan_iter(match=self._pattern, count=1000, _type="stream")}
-        return sorted(found)
+        return sorted(key for key in found if not key.endswith(DEAD_LETTER_SUFFIX))
 
     def _decode(self, key: str, entry_id: bytes, fields: Mapping[bytes, bytes] | None) -> LogEntry | None:
         """The entry decoded, or None (logged) for an entry that is gone or not ours."""
@@ -565,17 +570,19 @@ class RedisLogReader:
         return ConsumerGroup(self, name, consumer, claim_idle_ms=claim_idle_ms, start=start)
 
     def stats(self) -> list[StreamStats]:
-        """Length, first and last entry, memory and consumer groups of every key, in one round trip."""
+        """Length, first and last entry, memory, consumer groups and dead letters of every key,
+        in one round trip."""
         keys = self.keys()
         pipe = self._client().pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("XINFO STREAM", key)
             pipe.execute_command("MEMORY USAGE", key)
             pipe.xinfo_groups(key)
+            pipe.xlen(key + DEAD_LETTER_SUFFIX)
         replies = pipe.execute(raise_on_error=False)
         out: list[StreamStats] = []
         for position, key in enumerate(keys):
-            info, memory, groups = replies[3 * position : 3 * position + 3]
+            info, memory, groups, dead = replies[4 * position : 4 * position + 4]
             if isinstance(info, Exception):
                 continue  # deleted between SCAN and XINFO
             info = _fields(info) if not isinstance(info, dict) else info
@@ -589,6 +596,7 @@ class RedisLogReader:
                     last_entry_id=_text(last[0]) if last else None,
                     memory_bytes=None if isinstance(memory, Exception) or memory is None else int(memory),
                     groups=() if isinstance(groups, Exception) else tuple(_group_info(g) for g in groups),
+                    dead_letters=0 if isinstance(dead, Exception) else int(dead),
                 )
             )
         return out
@@ -759,6 +767,37 @@ class ConsumerGroup:
         for key, ids in by_key.items():
             pipe.xack(key, self.name, *ids)
         return sum(int(n) for n in pipe.execute())
+
+    def dead_letter(
+        self, items: Sequence[tuple[str, bytes | str]], target: Callable[[str], str], note: Mapping[str, str]
+    ) -> int:
+        """Copy entries to ``target(key)`` with the ``note`` fields and where they came from
+        (``dead_letter.stream``, ``dead_letter.entry_id``) added, then acknowledge them.
+
+        What ``forward`` does with a batch refused for good. An entry that is
+        gone is only acknowledged. Returns how many were copied.
+        """
+        client = self.reader._client()
+        pipe = client.pipeline(transaction=False)
+        for key, entry_id in items:
+            pipe.execute_command("XRANGE", key, entry_id, entry_id)
+        pages = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        copied = 0
+        for (key, entry_id), page in zip(items, pages, strict=True):
+            for _, fields in _entries(page):
+                if fields:
+                    extra = {**note, "dead_letter.stream": key, "dead_letter.entry_id": _text(entry_id)}
+                    pairs = [
+                        *fields.items(),
+                        *((name.encode(), value.encode()) for name, value in extra.items()),
+                    ]
+                    pipe.execute_command("XADD", target(key), "*", *itertools.chain.from_iterable(pairs))
+                    copied += 1
+        if copied:
+            pipe.execute()
+        self.ack(items)
+        return copied
 
     def process(
         self, handler: Handler, *, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = DEFAULT_BLOCK_MS
