@@ -288,3 +288,33 @@ def test_help_lists_the_commands() -> None:
     assert result.returncode == 0
     for command in ("tail", "trace", "stats", "forward"):
         assert command in result.stdout
+
+
+def test_follow_survives_a_server_restart_and_prints_every_record_once(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """tail --follow across a restart: one notice on stderr, then it resumes; every record once."""
+    server = start_server()
+    export(server.url, [make_record(f"before{i}") for i in range(3)])
+    command = [otel_redis_path(), "tail", "--follow", "--json", "-n", "3", "--url", server.url]
+    process = subprocess.Popen(
+        [*command, "--timeout", "1", "--block-ms", "100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        lines = [read_line(process) for _ in range(3)]
+        server.restart()
+        export(server.url, [make_record(f"after{i}") for i in range(5)])
+        lines += [read_line(process, timeout=15) for _ in range(5)]
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, stderr = process.communicate(timeout=10)
+    assert [json.loads(line)["body"] for line in lines] == [f"before{i}" for i in range(3)] + [
+        f"after{i}" for i in range(5)
+    ]
+    assert rest == "", "a record was printed twice"
+    assert stderr.count("lost the server") == 1, stderr
+    assert "Traceback" not in stderr

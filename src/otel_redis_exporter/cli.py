@@ -340,9 +340,21 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.lines < 0:
         raise UsageError(f"-n must be >= 0; got {args.lines}")
+
+    def lost(error: BaseException, attempt: int, delay: float) -> None:
+        if attempt == 1:  # one line per outage
+            print(
+                f"{PROG}: lost the server ({describe(error)}); reconnecting, "
+                "then resuming after the last record shown",
+                file=sys.stderr,
+                flush=True,
+            )
+
     with _reader(args) as reader:
         reader.ping()
-        entries = reader.tail(args.lines, follow=args.follow, block_ms=args.block_ms, where=where)
+        entries = reader.tail(
+            args.lines, follow=args.follow, block_ms=args.block_ms, where=where, on_disconnect=lost
+        )
         _printer(args, out)(entries if args.follow else list(entries))
     return 0
 

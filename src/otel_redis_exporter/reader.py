@@ -50,10 +50,16 @@ CLUSTER_POLL_S = 0.05
 # A stream key's dead letters (``forward``'s batches refused for good) go to the key plus this;
 # such keys are never read as log streams themselves.
 DEAD_LETTER_SUFFIX = ":dead"
+# A follower that lost its server tries again after this many seconds, doubling up to the cap.
+RECONNECT_FIRST_S = 0.1
+RECONNECT_MAX_S = 5.0
 
 EntryId = tuple[int, int]
 RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
 Handler = Callable[[list[LogEntry]], object]
+# Told about a lost connection while following: the error, the attempt (1, 2, ...) and the
+# seconds until the next one.
+OnDisconnect = Callable[[BaseException, int, float], object]
 
 
 def _text(value: Any) -> str:
@@ -403,6 +409,7 @@ class RedisLogReader:
         block_ms: int = DEFAULT_BLOCK_MS,
         where: Callable[[LogEntry], bool] | None = None,
         stop: threading.Event | None = None,
+        on_disconnect: OnDisconnect | None = None,
     ) -> Iterator[LogEntry]:
         """The newest ``count`` records (oldest first), then, with ``follow``, every new one.
 
@@ -410,6 +417,11 @@ class RedisLogReader:
         ones are shown first). Following blocks in ``XREAD`` for up to ``block_ms``
         milliseconds at a time (> 0) and ends when ``stop`` is set or the caller stops iterating;
         keys that appear later under a pattern are picked up within ``KEY_REFRESH_S`` seconds.
+
+        With ``on_disconnect``, following survives a restart or failover of the server: a lost
+        connection is reported to it, and the reader connects again after a backoff
+        (``RECONNECT_FIRST_S`` doubling up to ``RECONNECT_MAX_S``) and resumes after the last
+        entry it read, so nothing is skipped or yielded twice. Without it the error is raised.
         """
         if count < 0:
             raise ValueError(f"count must be >= 0; got {count!r}")
@@ -429,7 +441,7 @@ class RedisLogReader:
             yield from reversed(newest)
         if not follow:
             return
-        yield from self._follow(last, block_ms, where, stop, seen)
+        yield from self._follow(last, block_ms, where, stop, seen=seen, on_disconnect=on_disconnect)
 
     def _follow(
         self,
@@ -437,20 +449,34 @@ class RedisLogReader:
         block_ms: int,
         where: Callable[[LogEntry], bool] | None,
         stop: threading.Event | None,
+        *,
         seen: _Seen,
+        on_disconnect: OnDisconnect | None,
     ) -> Iterator[LogEntry]:
         refreshed = time.monotonic()
+        failures = 0
         while stop is None or not stop.is_set():
-            if self.dynamic and time.monotonic() - refreshed >= self.key_refresh_s:
-                for key in self.keys():
-                    last.setdefault(key, "0-0")
-                refreshed = time.monotonic()
-            if not last:  # no key matches the pattern yet
-                _wait(stop, block_ms / 1000)
-                refreshed -= self.key_refresh_s
+            try:
+                if self.dynamic and time.monotonic() - refreshed >= self.key_refresh_s:
+                    for key in self.keys():
+                        last.setdefault(key, "0-0")
+                    refreshed = time.monotonic()
+                if not last:  # no key matches the pattern yet
+                    _wait(stop, block_ms / 1000)
+                    refreshed -= self.key_refresh_s
+                    continue
+                replies = self.read_streams(["XREAD", "COUNT", PAGE_SIZE], last, block_ms, stop)
+            except Exception as error:
+                if on_disconnect is None or not _is_connection_error(error):
+                    raise
+                failures += 1
+                delay = min(RECONNECT_FIRST_S * 2 ** (failures - 1), RECONNECT_MAX_S)
+                on_disconnect(error, failures, delay)
+                _wait(stop, delay)
                 continue
+            failures = 0
             batch: list[tuple[tuple[int, str, int], LogEntry]] = []
-            for key, page in self.read_streams(["XREAD", "COUNT", PAGE_SIZE], last, block_ms, stop):
+            for key, page in replies:
                 for entry_id, fields in page:
                     last[key] = _text(entry_id)
                     entry = self._decode(key, entry_id, fields)
@@ -600,6 +626,18 @@ class RedisLogReader:
                 )
             )
         return out
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    """A lost or refused connection, a timeout, or a server that is loading or read-only (a
+    failover under way): what waiting can heal. A wrong password cannot."""
+    from redis import exceptions as rex  # noqa: PLC0415
+
+    if isinstance(error, rex.AuthenticationError):
+        return False
+    return isinstance(
+        error, rex.ConnectionError | rex.TimeoutError | rex.BusyLoadingError | rex.ReadOnlyError | OSError
+    ) or (isinstance(error, rex.ResponseError) and str(error).startswith(("CLUSTERDOWN", "TRYAGAIN")))
 
 
 def _group_info(raw: Mapping[str, Any]) -> GroupInfo:
