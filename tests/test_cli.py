@@ -318,3 +318,20 @@ def test_follow_survives_a_server_restart_and_prints_every_record_once(
     assert rest == "", "a record was printed twice"
     assert stderr.count("lost the server") == 1, stderr
     assert "Traceback" not in stderr
+
+
+def test_full_prints_stack_traces_whole(redis_url: str) -> None:
+    """--full prints a long stack trace whole under its record; without it the line stays one line."""
+    frames = "".join(f'  File "app.py", line {n}, in f{n}\n    step({n})\n' for n in range(40))
+    trace = f"Traceback (most recent call last):\n{frames}ValueError: the end"
+    export(redis_url, [make_record("failed", {"exception.stacktrace": trace, "k": "v"})])
+    full = run("tail", "--url", redis_url, "-n", "1", "--full")
+    assert full.returncode == 0, full.stderr
+    first, *below = full.stdout.splitlines()
+    assert "failed" in first
+    assert "k=v" in first
+    assert "exception.stacktrace" not in first
+    assert [line[4:] for line in below] == trace.splitlines()
+    short = run("tail", "--url", redis_url, "-n", "1")
+    assert len(short.stdout.splitlines()) == 1
+    assert "ValueError: the end" not in short.stdout

@@ -131,12 +131,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
 
 
-class TextFormatter:
-    """Aligned lines: time, severity, service, body, attributes, trace id; colored when asked."""
+# Attributes that hold a stack trace (OpenTelemetry semantic conventions): with --full they are
+# printed whole, one line per line, under the record.
+STACK_TRACE_ATTRIBUTES = ("exception.stacktrace",)
 
-    def __init__(self, color: bool, service_width: int = 8) -> None:
+
+class TextFormatter:
+    """Aligned lines: time, severity, service, body, attributes, trace id; colored when asked.
+
+    With ``full``, stack traces are not cut and flattened into the line but follow it whole,
+    indented."""
+
+    def __init__(self, color: bool, service_width: int = 8, *, full: bool = False) -> None:
         self._color = color
         self.service_width = service_width
+        self._full = full
 
     def _paint(self, code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if self._color and text else text
@@ -154,14 +163,22 @@ class TextFormatter:
             self._paint(_CYAN, f"{service:<{self.service_width}}"),
             body,
         ]
+        whole = {
+            key: value
+            for key, value in entry.attributes.items()
+            if self._full and key in STACK_TRACE_ATTRIBUTES and isinstance(value, str)
+        }
         attributes = " ".join(
-            f"{self._paint(_DIM, key + '=')}{_shown(value)}" for key, value in entry.attributes.items()
+            f"{self._paint(_DIM, key + '=')}{_shown(value)}"
+            for key, value in entry.attributes.items()
+            if key not in whole
         )
         if attributes:
             parts.append(attributes)
         if entry.trace_id:
             parts.append(self._paint(_DIM, f"trace={entry.trace_id}"))
-        return "  ".join(parts)
+        below = [f"    {line}" for value in whole.values() for line in value.splitlines()]
+        return "\n".join(["  ".join(parts), *below])
 
 
 def _ms_time(ms: int | None) -> str:
@@ -310,7 +327,7 @@ def _printer(args: argparse.Namespace, out: TextIO) -> Callable[[Iterable[LogEnt
             return count
 
         return print_json
-    formatter = TextFormatter(_use_color(args, out))
+    formatter = TextFormatter(_use_color(args, out), full=getattr(args, "full", False))
 
     def print_text(entries: Iterable[LogEntry]) -> int:
         if isinstance(entries, list):  # known in advance: align on the widest service name
@@ -500,6 +517,12 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
         help="JSON, one object per line",
+    )
+    output.add_argument(
+        "--full",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print exception stack traces whole, under their record (text output)",
     )
     output.add_argument(
         "--color",
