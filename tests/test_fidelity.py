@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,7 @@ class Collector:
 
     def __init__(self, directory: Path, export_to: str) -> None:
         self.port = free_port()
+        self.grpc_port = free_port()
         binary = Path(rotel.__file__).parent / "rotel-agent"
         self._process = subprocess.Popen(
             [
@@ -137,7 +139,7 @@ class Collector:
                 "--otlp-http-endpoint",
                 f"127.0.0.1:{self.port}",
                 "--otlp-grpc-endpoint",
-                f"127.0.0.1:{free_port()}",
+                f"127.0.0.1:{self.grpc_port}",
                 "--exporter",
                 "otlp",
                 "--otlp-exporter-endpoint",
@@ -272,3 +274,27 @@ def _same(left: Any, right: Any) -> bool:
     if isinstance(left, float) and isinstance(right, float) and math.isnan(left):
         return math.isnan(right)
     return bool(left == right)
+
+
+def test_forward_over_grpc(redis_url: str, collector: Collector, receiver: Receiver, direct: Any) -> None:
+    """forward --protocol grpc delivers through the collector's OTLP/gRPC receiver, field for field."""
+    records = fidelity_records()
+    receiver.messages.clear()
+    exporter = RedisLogExporter(url=redis_url)
+    try:
+        assert exporter.export(records) is LogRecordExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    command = [str(Path(sys.executable).parent / "otel-redis"), "--url", redis_url, "forward"]
+    endpoint = f"http://127.0.0.1:{collector.grpc_port}"
+    result = subprocess.run(
+        [*command, "--protocol", "grpc", "--endpoint", endpoint, "--group", "grpc", "--exit-when-idle"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"forwarded {len(records)} log records" in result.stderr
+    wait_until(lambda: len(received(receiver)) == len(records), timeout=10, what="every record over gRPC")
+    assert received(receiver) == direct

@@ -27,12 +27,14 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from otel_redis_exporter import LogEntry, RedisLogExporter
-from otel_redis_exporter._forward import TRUNCATED_ATTRIBUTE, to_records
+from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
+from otel_redis_exporter._forward import TRUNCATED_ATTRIBUTE, Forwarder, to_records
 from otel_redis_exporter._otlp import any_value, key_values
-from otel_redis_exporter._send import MAX_RETRY_AFTER_S, Answer, retry_after
+from otel_redis_exporter._send import MAX_RETRY_AFTER_S, Answer, OtlpHttpSender, retry_after
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
 from servers import free_port, wait_until
@@ -165,6 +167,17 @@ def forward_command(url: str, endpoint: str, *extra: str) -> list[str]:
     ]
 
 
+def background_forward(url: str, endpoint: str, *extra: str) -> subprocess.Popen[str]:
+    """`otel-redis forward` running in the background, its stderr piped."""
+    return subprocess.Popen(
+        forward_command(url, endpoint, *extra),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env(),
+    )
+
+
 def env() -> dict[str, str]:
     """The environment without the exporter's variables."""
     return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_EXPORTER")}
@@ -222,13 +235,7 @@ def test_receiver_down_keeps_entries_pending_until_it_is_back(
     redis_url: str, redis_client: redis.Redis, receiver: Receiver
 ) -> None:
     """Endpoint down: nothing acknowledged, entries stay pending; once it is up, everything arrives."""
-    process = subprocess.Popen(
-        forward_command(redis_url, receiver.endpoint, "--batch-size", "50"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env(),
-    )
+    process = background_forward(redis_url, receiver.endpoint, "--batch-size", "50")
     try:
         export(redis_url, [make_record(f"r{i}") for i in range(40)])
         # Delivered to the forwarder (so read from the stream) but not acknowledged:
@@ -412,3 +419,89 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after("999999", now) == MAX_RETRY_AFTER_S
     assert retry_after("soon", now) is None
     assert retry_after(None, now) is None
+
+
+def test_sigterm_finishes_the_batch_in_flight_and_exits_0(
+    redis_url: str, redis_client: redis.Redis, receiver: Receiver
+) -> None:
+    """SIGTERM while a request is in flight: that batch is delivered and acknowledged, exit 0."""
+    export(redis_url, [make_record(f"r{i}") for i in range(10)])
+    in_flight = threading.Event()
+
+    def slow_first(status: int, count: int) -> None:
+        if not in_flight.is_set():
+            in_flight.set()
+            time.sleep(1.0)  # the endpoint takes its time with the first request
+
+    receiver.on_request = slow_first
+    receiver.start()
+    process = background_forward(redis_url, receiver.endpoint, "--batch-size", "10")
+    try:
+        assert in_flight.wait(timeout=20), "no request reached the endpoint"
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "forwarded 10 log records, dead-lettered 0" in stderr
+    assert receiver.bodies() == [f"r{i}" for i in range(10)]
+    assert pending(redis_client) == 0
+
+
+def test_progress_lines_report_counts_pending_and_lag(
+    redis_url: str, redis_client: redis.Redis, receiver: Receiver
+) -> None:
+    """A running forwarder prints forwarded, dead-lettered, pending and lag on stderr periodically."""
+    export(redis_url, [make_record(f"r{i}") for i in range(7)])
+    receiver.script.append((400, {}))
+    receiver.start()
+    process = background_forward(
+        redis_url, receiver.endpoint, "--batch-size", "2", "--progress-interval", "0.2"
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    try:
+        wait_until(
+            lambda: any("forwarded 5, dead-lettered 2, pending 0, lag 0" in line for line in lines),
+            timeout=20,
+            what="a progress line after everything was settled",
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        reader.join(timeout=10)
+    assert process.returncode == 0
+
+
+def test_counts_go_to_the_metrics_api(redis_url: str, receiver: Receiver) -> None:
+    """Forwarded and dead-lettered records, retries, pending and lag reach a MeterProvider."""
+    export(redis_url, [make_record(f"r{i}") for i in range(4)])
+    receiver.script.extend([(400, {}), (503, {"Retry-After": "0"})])
+    receiver.start()
+    metrics = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[metrics])
+    with RedisLogReader(url=redis_url) as reader:
+        forwarder = Forwarder(
+            reader.group(GROUP, "c"),
+            OtlpHttpSender(receiver.endpoint, timeout_s=5),
+            count=2,
+            block_ms=100,
+            meter_provider=provider,
+        )
+        forwarder.run(exit_when_idle=True)
+        forwarder.sample()
+    values: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+    data = metrics.get_metrics_data()
+    assert data is not None
+    for resource_metrics in data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                for point in metric.data.data_points:
+                    values[(metric.name, tuple(sorted(point.attributes.items())))] = point.value
+    assert values[("otel_redis_exporter.forward.records", (("outcome", "forwarded"),))] == 2
+    assert values[("otel_redis_exporter.forward.records", (("outcome", "dead_lettered"),))] == 2
+    assert values[("otel_redis_exporter.forward.retries", ())] == 1
+    assert values[("otel_redis_exporter.forward.pending", ())] == 0
+    assert values[("otel_redis_exporter.forward.lag", ())] == 0

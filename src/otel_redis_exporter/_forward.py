@@ -10,12 +10,14 @@ OTLP carries (``RecordBuilder``), so what arrives is what the SDK would have sen
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation, get_meter_provider
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
@@ -132,11 +134,55 @@ def to_records(entries: Sequence[LogEntry]) -> list[ReadableLogRecord]:
 
 @dataclass(slots=True)
 class ForwardStats:
-    """What a forwarder did so far."""
+    """What a forwarder did so far, and the group's backlog when last asked (``None``: not yet)."""
 
     forwarded: int = 0
     dead_lettered: int = 0
     failed_attempts: int = 0
+    pending: int | None = None
+    lag: int | None = None
+
+
+class ForwardMetrics:
+    """The forwarder's counts through the OpenTelemetry metrics API (meter ``otel_redis_exporter``):
+
+    * ``otel_redis_exporter.forward.records`` (counter, ``{log_record}``): records settled, with
+      ``outcome`` = ``forwarded`` or ``dead_lettered``;
+    * ``otel_redis_exporter.forward.retries`` (counter, ``{batch}``): batches left pending to retry;
+    * ``otel_redis_exporter.forward.pending`` / ``.lag`` (observable gauges, ``{entry}``): the
+      group's entries delivered but not acknowledged, and not yet delivered, when last sampled.
+    """
+
+    def __init__(self, stats: ForwardStats, meter_provider: MeterProvider | None = None) -> None:
+        meter = (meter_provider or get_meter_provider()).get_meter("otel_redis_exporter")
+        self._records = meter.create_counter(
+            "otel_redis_exporter.forward.records",
+            unit="{log_record}",
+            description="Records forwarded or dead-lettered",
+        )
+        self._retries = meter.create_counter(
+            "otel_redis_exporter.forward.retries", unit="{batch}", description="Batches left pending to retry"
+        )
+
+        def gauge(read: Callable[[], int | None]) -> Callable[[CallbackOptions], Iterable[Observation]]:
+            def observe(options: CallbackOptions) -> Iterable[Observation]:
+                value = read()
+                return [] if value is None else [Observation(value)]
+
+            return observe
+
+        meter.create_observable_gauge(
+            "otel_redis_exporter.forward.pending", [gauge(lambda: stats.pending)], unit="{entry}"
+        )
+        meter.create_observable_gauge(
+            "otel_redis_exporter.forward.lag", [gauge(lambda: stats.lag)], unit="{entry}"
+        )
+
+    def settled(self, count: int, outcome: str) -> None:
+        self._records.add(count, {"outcome": outcome})
+
+    def retried(self) -> None:
+        self._retries.add(1)
 
 
 class RetryLaterError(RuntimeError):
@@ -175,6 +221,9 @@ class Forwarder:
         stop: threading.Event | None = None,
         on_batch: Callable[[int], None] | None = None,
         dead_letter: Callable[[str], str] | None = None,
+        progress_interval_s: float = 0.0,
+        on_progress: Callable[[ForwardStats], None] | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self._group = group
         self._sender: Sender = ExporterSender(sender) if isinstance(sender, LogRecordExporter) else sender
@@ -185,6 +234,10 @@ class Forwarder:
         self._on_batch = on_batch
         self._dead_letter = dead_letter or (lambda key: key + DEAD_LETTER_SUFFIX)
         self.stats = ForwardStats()
+        self._metrics = ForwardMetrics(self.stats, meter_provider)
+        self._progress_interval_s = progress_interval_s
+        self._on_progress = on_progress
+        self._next_progress = time.monotonic() + progress_interval_s
 
     def _deliver(self, items: list[Item]) -> None:
         """Send ``items``; acknowledge what was delivered or dead-lettered, raise for the rest."""
@@ -192,6 +245,7 @@ class Forwarder:
         if answer.delivered:
             self._group.ack((key, entry_id) for key, entry_id, _ in items)
             self.stats.forwarded += len(items)
+            self._metrics.settled(len(items), "forwarded")
             if self._on_batch is not None:
                 self._on_batch(len(items))
         elif answer.too_large and len(items) > 1:
@@ -202,6 +256,7 @@ class Forwarder:
             note = {"dead_letter.status": str(answer.status), "dead_letter.reason": answer.reason}
             self._group.dead_letter([(key, entry_id) for key, entry_id, _ in items], self._dead_letter, note)
             self.stats.dead_lettered += len(items)
+            self._metrics.settled(len(items), "dead_lettered")
             logger.warning(
                 "The endpoint refused %d log records for good (%s); they went to the dead letters",
                 len(items),
@@ -223,10 +278,32 @@ class Forwarder:
             return answer.retry_after_s
         return float(min(FIRST_BACKOFF_S * 2 ** (failures - 1), self._max_backoff_s))
 
+    def sample(self) -> ForwardStats:
+        """Ask the group for its backlog (pending, lag) and return the counts with it."""
+        self.stats.pending, self.stats.lag = self._group.backlog()
+        return self.stats
+
+    def _report(self) -> None:
+        if self._on_progress is None or not self._progress_interval_s:
+            return
+        now = time.monotonic()
+        if now < self._next_progress:
+            return
+        self._next_progress = now + self._progress_interval_s
+        try:
+            self.sample()
+        except Exception as error:
+            if not _is_redis_error(error):
+                raise
+            self.stats.pending = self.stats.lag = None  # unknown now; the counts still hold
+        self._on_progress(self.stats)
+
     def run(self, *, exit_when_idle: bool = False) -> ForwardStats:
-        """Forward until stopped; returns the counts."""
+        """Forward until stopped; returns the counts. Every ``progress_interval_s`` seconds (0:
+        never) ``on_progress`` gets the counts and the group's backlog."""
         failures = 0
         while not self.stop.is_set():
+            self._report()
             try:
                 batch = self._group.read(self._count, self._block_ms)
                 if batch:
@@ -234,6 +311,7 @@ class Forwarder:
             except RetryLaterError as error:
                 failures += 1
                 self.stats.failed_attempts += 1
+                self._metrics.retried()
                 delay = self._backoff(failures, error.answer)
                 logger.warning("%s; they stay pending, next attempt in %.1f s", error, delay)
                 self.stop.wait(delay)

@@ -398,24 +398,65 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
+def _sender(args: argparse.Namespace) -> Any:
+    """OTLP/HTTP (ours, which sees each answer) or OTLP/gRPC (the SDK's exporter, the grpc extra)."""
     from ._formats import import_otlp  # noqa: PLC0415
 
     import_otlp()
+    if args.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
+                OTLPLogExporter,
+            )
+        except ImportError as error:
+            raise OtlpNotInstalledError(error, extra="grpc") from error
+        from ._send import ExporterSender  # noqa: PLC0415
+
+        insecure = not args.endpoint.startswith("https://")
+        compression = None if args.compression == "none" else _grpc_compression(args.compression)
+        exporter = OTLPLogExporter(
+            endpoint=args.endpoint, insecure=insecure, timeout=args.export_timeout, compression=compression
+        )
+        return ExporterSender(exporter)
     try:
         import requests  # noqa: F401, PLC0415 - the otlp extra brings it
     except ImportError as error:
         raise OtlpNotInstalledError(error) from error
-
-    from ._forward import Forwarder  # noqa: PLC0415
     from ._send import OtlpHttpSender  # noqa: PLC0415
+
+    return OtlpHttpSender(args.endpoint, timeout_s=args.export_timeout, compression=args.compression)
+
+
+def _grpc_compression(name: str) -> Any:
+    import grpc  # noqa: PLC0415
+
+    return grpc.Compression.Gzip if name == "gzip" else grpc.Compression.NoCompression
+
+
+def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
+
+    from ._forward import Forwarder, ForwardStats  # noqa: PLC0415
 
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be > 0; got {args.batch_size}")
+    if args.progress_interval < 0:
+        raise UsageError(f"--progress-interval must be >= 0; got {args.progress_interval}")
+    sender = _sender(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sender = OtlpHttpSender(args.endpoint, timeout_s=args.export_timeout, compression=args.compression)
     dead_key: str | None = args.dead_letter
+
+    def progress(stats: ForwardStats) -> None:
+        def shown(value: int | None) -> str:
+            return "?" if value is None else str(value)
+
+        print(
+            f"{PROG}: forwarded {stats.forwarded}, dead-lettered {stats.dead_lettered}, "
+            f"pending {shown(stats.pending)}, lag {shown(stats.lag)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     consumer = args.consumer or socket.gethostname()
     with _reader(args) as reader:
         reader.ping()
@@ -433,6 +474,8 @@ def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
             max_backoff_s=args.max_backoff,
             stop=stop,
             dead_letter=None if dead_key is None else (lambda _key: dead_key),
+            progress_interval_s=args.progress_interval,
+            on_progress=progress,
         )
         try:
             forwarder.run(exit_when_idle=args.exit_when_idle)
@@ -568,11 +611,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(run=cmd_stats)
 
     forward = commands.add_parser(
-        "forward", help="send the records to an OTLP/HTTP endpoint through a consumer group (at-least-once)"
+        "forward", help="send the records to an OTLP endpoint through a consumer group (at-least-once)"
     )
     _common(forward, suppress=True)
     forward.add_argument(
-        "--endpoint", required=True, help="OTLP/HTTP logs URL, e.g. http://127.0.0.1:4318/v1/logs"
+        "--endpoint",
+        required=True,
+        help="OTLP/HTTP logs URL, e.g. http://127.0.0.1:4318/v1/logs (with --protocol grpc: 127.0.0.1:4317)",
     )
     forward.add_argument("--group", required=True, help="consumer group name (created when missing)")
     forward.add_argument("--consumer", help="consumer name (default: the host name)")
@@ -604,6 +649,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     forward.add_argument(
         "--compression", choices=("none", "gzip"), default="none", help="request body compression"
+    )
+    forward.add_argument(
+        "--protocol",
+        choices=("http", "grpc"),
+        default="http",
+        help="OTLP/HTTP (default) or OTLP/gRPC (the grpc extra; --endpoint host:4317 or http(s)://host:4317)",
+    )
+    forward.add_argument(
+        "--progress-interval",
+        type=float,
+        default=60.0,
+        help="seconds between progress lines on stderr: forwarded, dead-lettered, pending, lag "
+        "(default 60, 0: none)",
     )
     forward.add_argument("--exit-when-idle", action="store_true", help="stop once nothing is left to forward")
     forward.add_argument("--block-ms", type=int, default=DEFAULT_BLOCK_MS, help=argparse.SUPPRESS)

@@ -794,6 +794,25 @@ class ConsumerGroup:
             batch = self._new(keys, count, block_ms)
         return batch
 
+    def backlog(self) -> tuple[int, int | None]:
+        """The group's entries delivered but not acknowledged, and not yet delivered (``lag``;
+        None when the server does not say, before Redis 7), summed over its keys."""
+        keys = self._current_keys()
+        pipe = self.reader._client().pipeline(transaction=False)
+        for key in keys:
+            pipe.xinfo_groups(key)
+        pending, lag = 0, 0
+        known = True
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception):
+                continue  # the key is gone
+            for info in (_group_info(group) for group in reply):
+                if info.name == self.name:
+                    pending += info.pending
+                    known = known and info.lag is not None
+                    lag += info.lag or 0
+        return pending, lag if known else None
+
     def ack(self, items: Iterable[tuple[str, bytes | str]]) -> int:
         """Acknowledge ``(key, entry id)`` pairs, in one round trip; returns how many were pending."""
         by_key: dict[str, list[bytes | str]] = {}
