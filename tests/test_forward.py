@@ -431,7 +431,7 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_0(
     def slow_first(status: int, count: int) -> None:
         if not in_flight.is_set():
             in_flight.set()
-            time.sleep(1.0)  # the endpoint takes its time with the first request
+            time.sleep(0.5)  # the endpoint takes its time (within --export-timeout 1)
 
     receiver.on_request = slow_first
     receiver.start()
