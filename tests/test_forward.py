@@ -505,3 +505,19 @@ def test_counts_go_to_the_metrics_api(redis_url: str, receiver: Receiver) -> Non
     assert values[("otel_redis_exporter.forward.retries", ())] == 1
     assert values[("otel_redis_exporter.forward.pending", ())] == 0
     assert values[("otel_redis_exporter.forward.lag", ())] == 0
+
+
+def test_records_share_a_resource_only_when_it_is_the_same() -> None:
+    """Resources that differ only in a value's type (1, 1.0, True) or in a nested value stay apart."""
+    resources = [{"v": 1}, {"v": 1.0}, {"v": True}, {"v": [1]}, {"v": [2]}, {"v": 1}]
+    records = to_records([LogEntry(timestamp=1, observed_timestamp=1, resource=r) for r in resources])
+    assert [dict(record.resource.attributes) for record in records] == [
+        {"v": 1},
+        {"v": 1.0},
+        {"v": True},
+        {"v": (1,)},
+        {"v": (2,)},
+        {"v": 1},
+    ]
+    assert [type(record.resource.attributes["v"]) for record in records[:3]] == [int, float, bool]
+    assert records[0].resource is records[5].resource

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,21 +74,21 @@ class RecordBuilder:
     """``LogEntry`` -> SDK ``ReadableLogRecord``, sharing resources and scopes within a batch."""
 
     def __init__(self) -> None:
-        self._resources: dict[str, Resource] = {}
-        self._scopes: dict[str, InstrumentationScope] = {}
+        self._resources: dict[Hashable, Resource] = {}
+        self._scopes: dict[Hashable, InstrumentationScope] = {}
 
     def build(self, entry: LogEntry) -> ReadableLogRecord:
         """The SDK record an exporter can send; bodies and attributes keep their types."""
         from ._otlp import _otlp_value  # noqa: PLC0415 - the forwarder runs with the otlp extra
 
-        resource_key = _dumps([entry.resource_schema_url, _jsonable(entry.resource)])
+        resource_key = _key(entry.resource_schema_url, entry.resource)
         resource = self._resources.get(resource_key)
         if resource is None:
             resource = self._resources[resource_key] = Resource(
                 dict(entry.resource), entry.resource_schema_url
             )
-        scope_key = _dumps(
-            [entry.scope_name, entry.scope_version, entry.scope_schema_url, _jsonable(entry.scope_attributes)]
+        scope_key = _key(
+            (entry.scope_name, entry.scope_version, entry.scope_schema_url), entry.scope_attributes
         )
         scope = self._scopes.get(scope_key)
         if scope is None:
@@ -118,6 +118,18 @@ class RecordBuilder:
             instrumentation_scope=scope,
             dropped_attributes_count=entry.dropped_attributes_count,
         )
+
+
+def _key(head: Hashable, attributes: Mapping[str, Any]) -> Hashable:
+    """What tells resources (or scopes) apart: the items themselves when they hash (flat values,
+    the common case) with their types (1, 1.0 and True are equal keys but other values), else
+    their JSON."""
+    items = (head, tuple((name, type(value), value) for name, value in attributes.items()))
+    try:
+        hash(items)
+    except TypeError:  # a list or map value
+        return _dumps([head, _jsonable(attributes)])
+    return items
 
 
 def _jsonable(value: Any) -> Any:
