@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from ._client import cluster_kwargs, make_pool, startup_node
+from ._client import cluster_kwargs, make_pool, sentinel_pools, startup_node
 from ._config import ExporterConfig
 from ._keys import key_slot
 
@@ -45,6 +45,19 @@ def reader_client(config: ExporterConfig, extra_s: float = 0.0) -> Any:
     for command in RAW_COMMANDS:
         client.set_response_callback(command, _raw)
     return client
+
+
+def close_client(client: Any) -> None:
+    """Close every connection of a client made by ``reader_client`` (a client given a pool
+    leaves the pool open on ``close()``), the sentinels' too."""
+    if not isinstance(client, redis.Redis):
+        client.close()  # RedisCluster: every node's connections
+        return
+    pool = client.connection_pool
+    pool.disconnect()
+    if hasattr(pool, "sentinel_manager"):
+        for sentinel_pool in sentinel_pools(pool):
+            sentinel_pool.disconnect()
 
 
 def one_slot(config: ExporterConfig, keys: list[str]) -> bool:

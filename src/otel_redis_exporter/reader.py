@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._config import Address, ExporterConfig, redact_url, resolve_config
-from ._connection import one_slot, reader_client
+from ._connection import close_client, one_slot, reader_client
 from ._encoding import LogEntry, decode_fields
 from ._index import index_base, index_key, parse_member
 from ._keys import StreamKeyTemplate, shard_keys, shard_of
@@ -284,7 +284,7 @@ class RedisLogReader:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            client.close()
+            close_client(client)
 
     # ------------------------------------------------------------------ connections
 
