@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
+from conftest import on_tls_kinds
 from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
 from otel_redis_exporter._keys import shard_keys, shard_of
 from otel_redis_exporter.reader import order_key
 from test_forward import Receiver
 
 from records import make_record, span_context
-from servers import Cluster, SentinelGroup, free_port, wait_until
+from servers import Cluster, SentinelGroup, StartServer, TlsMaterial, free_port, wait_until
 
 SHARDS = 3
 TRACES = [0x1000 + n for n in range(6)]  # low bits differ: the traces spread over the shards
@@ -277,3 +278,38 @@ def test_sentinel_cli_and_forward_from_the_environment(sentinel_group: SentinelG
         assert receiver.bodies() == [f"e{i}" for i in range(12)]
     finally:
         receiver.stop()
+
+
+# --------------------------------------------------------------------------
+# TLS
+# --------------------------------------------------------------------------
+
+
+@on_tls_kinds
+def test_mutual_tls_reader_and_cli_take_the_tls_files(
+    start_server: StartServer, tls_material: TlsMaterial
+) -> None:
+    """With the CA and client certificate (arguments or the exporter's variables) the reader and
+    the CLI read a server that requires client certificates."""
+    server = start_server(tls=tls_material, tls_auth_clients="yes")
+    url = f"rediss://{server.host}:{server.port}/0"
+    files = {
+        "certificate": tls_material.ca_cert,
+        "client_certificate": tls_material.client_cert,
+        "client_key": tls_material.client_key,
+    }
+    write([make_record(f"t{i}") for i in range(3)], url=url, **files)
+    with RedisLogReader(url=url, **files) as reader:
+        assert [e.body for e in reader.range()] == ["t0", "t1", "t2"]
+    env = cli_env(
+        OTEL_EXPORTER_REDIS_LOGS_URL=url,
+        OTEL_EXPORTER_REDIS_CERTIFICATE=tls_material.ca_cert,
+        OTEL_EXPORTER_REDIS_CLIENT_CERTIFICATE=tls_material.client_cert,
+        OTEL_EXPORTER_REDIS_CLIENT_KEY=tls_material.client_key,
+    )
+    assert bodies_of(run_cli(env, "tail", "--json").stdout) == ["t0", "t1", "t2"]
+    options = ["--certificate", tls_material.ca_cert, "--client-certificate", tls_material.client_cert]
+    again = run_cli(
+        cli_env(), "--url", url, *options, "--client-key", tls_material.client_key, "tail", "--json"
+    )
+    assert bodies_of(again.stdout) == ["t0", "t1", "t2"]
