@@ -18,6 +18,7 @@ OLDEST = [
     "redis==5.3.0",
     "opentelemetry-exporter-otlp-proto-common==1.39.0",
     "opentelemetry-exporter-otlp-proto-http==1.39.0",
+    "opentelemetry-exporter-otlp-proto-grpc==1.39.0",
 ]
 # Test dependencies with no release for the oldest SDK (declarative configuration starts with
 # SDK 1.44); the tests that need them skip when they are missing.
@@ -50,7 +51,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("-e", ".[otlp,hiredis,orjson]", "mypy")  # the extras type the optional paths
+    session.install("-e", ".[otlp,grpc,hiredis,orjson]", "mypy")  # the extras type the optional paths
     session.run("mypy", "src")
 
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ from opentelemetry.sdk.resources import Resource
 from otel_redis_exporter import RedisLogExporter
 
 from records import TRACE_ID, make_record, span_context
-from servers import ServerProcess, free_port
+from servers import ServerProcess, free_port, wait_until
 
 TRACE = f"{TRACE_ID:032x}"
 ANSI = "\033["
@@ -384,3 +385,54 @@ def test_an_empty_result_says_why(logs: str, arguments: list[str], hint: str) ->
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
     assert hint in result.stderr
+
+
+def test_follow_survives_a_server_restart_and_prints_every_record_once(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """tail --follow across a restart: one notice on stderr, then it resumes; every record once."""
+    server = start_server()
+    export(server.url, [make_record(f"before{i}") for i in range(3)])
+    command = [otel_redis_path(), "tail", "--follow", "--json", "-n", "3", "--url", server.url]
+    process = subprocess.Popen(
+        [*command, "--timeout", "1", "--block-ms", "100"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    lines: list[str] = []  # several lines can come in one read: collect them in a thread
+    collector = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+    collector.start()
+    try:
+        wait_until(lambda: len(lines) >= 3, timeout=10, what="the newest records")
+        server.restart()
+        export(server.url, [make_record(f"after{i}") for i in range(5)])
+        wait_until(lambda: len(lines) >= 8, timeout=15, what="the records written after the restart")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        collector.join(timeout=10)  # every line to the end of stdout, duplicates included
+        stderr = process.stderr.read() if process.stderr else ""
+    assert [json.loads(line)["body"] for line in lines] == [f"before{i}" for i in range(3)] + [
+        f"after{i}" for i in range(5)
+    ], "a record was lost or printed twice"
+    assert stderr.count("lost the server") == 1, stderr
+    assert "Traceback" not in stderr
+
+
+def test_full_prints_stack_traces_whole(redis_url: str) -> None:
+    """--full prints a long stack trace whole under its record; without it the line stays one line."""
+    frames = "".join(f'  File "app.py", line {n}, in f{n}\n    step({n})\n' for n in range(40))
+    trace = f"Traceback (most recent call last):\n{frames}ValueError: the end"
+    export(redis_url, [make_record("failed", {"exception.stacktrace": trace, "k": "v"})])
+    full = run("tail", "--url", redis_url, "-n", "1", "--full")
+    assert full.returncode == 0, full.stderr
+    first, *below = full.stdout.splitlines()
+    assert "failed" in first
+    assert "k=v" in first
+    assert "exception.stacktrace" not in first
+    assert [line[4:] for line in below] == trace.splitlines()
+    short = run("tail", "--url", redis_url, "-n", "1")
+    assert len(short.stdout.splitlines()) == 1
+    assert "ValueError: the end" not in short.stdout

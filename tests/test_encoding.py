@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_redis_exporter import decode_fields
 from otel_redis_exporter._encoding import MAX_DEPTH, SCHEMA_VERSION, BatchEncoder, Fields, uid_prefix
@@ -114,10 +115,37 @@ def test_optional_fields_are_absent_when_unset() -> None:
 
 
 def test_timestamp_falls_back_to_observed_time() -> None:
-    """A record without a timestamp gets its observed timestamp."""
+    """A record without a timestamp gets its observed timestamp, and a mark that it had none."""
     _, fields = encode_one(make_record(timestamp=None, observed_timestamp=123))
     assert fields["timestamp"] == "123"
     assert fields["observed_timestamp"] == "123"
+    assert fields["timestamp_unset"] == "1"
+    entry = decode_fields(fields)
+    assert (entry.timestamp, entry.timestamp_set, entry.own_timestamp) == (123, False, 0)
+
+
+def test_a_set_timestamp_is_the_records_own() -> None:
+    """A record with a timestamp has no unset mark; its entry says the timestamp is its own."""
+    _, fields = encode_one(make_record())
+    assert "timestamp_unset" not in fields
+    assert decode_fields(fields).own_timestamp == 1_700_000_000_000_000_001
+
+
+def test_schema_urls_are_optional_fields_that_round_trip() -> None:
+    """Resource and scope schema URLs get their own fields when set, and decode back."""
+    record = make_record(
+        resource=Resource({"service.name": "a"}, "https://opentelemetry.io/schemas/1.26.0"),
+        scope=InstrumentationScope("lib", "1", "https://example.com/scope/1"),
+    )
+    _, fields = encode_one(record)
+    assert fields["resource.schema_url"] == "https://opentelemetry.io/schemas/1.26.0"
+    assert fields["scope.schema_url"] == "https://example.com/scope/1"
+    entry = decode_fields(fields)
+    assert entry.resource_schema_url == "https://opentelemetry.io/schemas/1.26.0"
+    assert entry.scope_schema_url == "https://example.com/scope/1"
+    _, plain = encode_one(make_record())
+    assert "resource.schema_url" not in plain
+    assert "scope.schema_url" not in plain
 
 
 def test_non_string_body_is_json_and_marked() -> None:

@@ -59,6 +59,8 @@ def reference_fields(record: ReadableLogRecord, limit: int, now_ns: int) -> Fiel
     observed = log.observed_timestamp or log.timestamp or now_ns
     fields["timestamp"] = str(log.timestamp or observed)
     fields["observed_timestamp"] = str(observed)
+    if not log.timestamp:
+        fields["timestamp_unset"] = "1"
     if log.severity_number is not None:
         fields["severity_number"] = str(log.severity_number.value)
     if log.severity_text:
@@ -97,10 +99,14 @@ def reference_fields(record: ReadableLogRecord, limit: int, now_ns: int) -> Fiel
             fields["scope.version"] = safe_text(scope.version)
         if scope.attributes:
             fields["scope.attributes"] = reference_attributes(scope.attributes, limit, [])
+        if scope.schema_url:
+            fields["scope.schema_url"] = safe_text(scope.schema_url)
     resource = dict(record.resource.attributes)
     if resource.get("service.name") is not None:
         fields["service.name"] = safe_text(_str_of(resource["service.name"]))
     fields["resource"] = reference_attributes(resource, limit, [])
+    if record.resource.schema_url:
+        fields["resource.schema_url"] = safe_text(record.resource.schema_url)
     return fields
 
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.proto.logs.v1.logs_pb2 import ResourceLogs
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 import otel_redis_exporter
 from otel_redis_exporter import OtlpNotInstalledError, RedisLogExporter, decode_fields
@@ -78,6 +80,25 @@ def test_values_otlp_cannot_hold_are_kept_as_strings(encoding: str) -> None:
     assert entry.body["big"] == str(2**70)
     assert entry.body["obj"].startswith("<object object")
     assert entry.attributes == {"big": str(-(2**64)), "bad": "a\\ud800b", "t": [1, 2]}
+
+
+@pytest.mark.parametrize("encoding", ["otlp_json", "otlp_proto"])
+def test_unset_timestamp_schema_urls_and_dropped_count_survive(encoding: str) -> None:
+    """An unset timestamp stays unset; schema URLs and the dropped-attributes count come back."""
+    record = make_record(
+        {"a": 1},
+        timestamp=None,
+        observed_timestamp=7,
+        resource=Resource({"service.name": "a"}, "https://opentelemetry.io/schemas/1.26.0"),
+        scope=InstrumentationScope("lib", "1", "https://example.com/scope/1"),
+    )
+    record.log_record.attributes = BoundedAttributes(maxlen=1, attributes={"a": 1, "b": 2})
+    _, fields = encode(record, encoding)
+    entry = decode_fields(fields)
+    assert (entry.timestamp, entry.timestamp_set, entry.own_timestamp) == (7, False, 0)
+    assert entry.resource_schema_url == "https://opentelemetry.io/schemas/1.26.0"
+    assert entry.scope_schema_url == "https://example.com/scope/1"
+    assert entry.dropped_attributes_count == 1
 
 
 def test_decode_says_which_encodings_it_knows() -> None:

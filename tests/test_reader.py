@@ -592,3 +592,15 @@ def test_trace_index_points_into_the_right_shard(redis_url: str) -> None:
         reader.close()
     assert [entry.body for entry in found] == [f"sharded {i}" for i in range(5)]
     assert {entry.stream for entry in found} <= set(shard_keys("otel:logs", 3))
+
+
+def test_close_releases_every_connection(redis_url: str, redis_client: redis.Redis) -> None:
+    """After close(), the server sees none of the reader's connections (blocking ones included)."""
+    before = len(redis_client.client_list())
+    reader = RedisLogReader(url=redis_url)
+    reader.range()
+    list(reader.tail(1, follow=False))
+    reader.group("g", "c").read(block_ms=10)
+    assert len(redis_client.client_list()) > before
+    reader.close()
+    wait_until(lambda: len(redis_client.client_list()) == before, timeout=2, what="the connections closed")

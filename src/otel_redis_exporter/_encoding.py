@@ -67,6 +67,12 @@ BODY_TYPE_JSON = "json"
 ENCODING_FIELD = "encoding"
 PAYLOAD_FIELD = "payload"
 FLAT = "flat"
+# Optional flat fields added within schema version 1 (a v1 consumer ignores them): present only
+# when they say something. TIMESTAMP_UNSET_FIELD marks a record without its own timestamp, whose
+# ``timestamp`` field holds the observed time for display.
+TIMESTAMP_UNSET_FIELD = "timestamp_unset"
+RESOURCE_SCHEMA_URL_FIELD = "resource.schema_url"
+SCOPE_SCHEMA_URL_FIELD = "scope.schema_url"
 
 Fields = dict[str, str]
 
@@ -479,6 +485,8 @@ class BatchEncoder:
                     fields[UID_FIELD] = record_uid(uid_prefix, index)
                 fields["timestamp"] = str(timestamp)
                 fields["observed_timestamp"] = str(observed)
+                if not log.timestamp:
+                    fields[TIMESTAMP_UNSET_FIELD] = "1"
                 severity = log.severity_number
                 if severity is not None:
                     text = severities.get(id(severity))
@@ -572,6 +580,8 @@ class BatchEncoder:
         if service is not None:
             fields["service.name"] = safe_text(_str_of(service))
         fields["resource"] = encode_attributes(attributes, self._limit, [])
+        if resource is not None and resource.schema_url:
+            fields[RESOURCE_SCHEMA_URL_FIELD] = safe_text(resource.schema_url)
         part = _ResourcePart(self._template.render(attributes), fields)
         self._resources[id(resource)] = part
         return part
@@ -589,13 +599,19 @@ class BatchEncoder:
                 fields["scope.version"] = safe_text(scope.version)
             if scope.attributes:
                 fields["scope.attributes"] = encode_attributes(scope.attributes, self._limit, [])
+            if scope.schema_url:
+                fields[SCOPE_SCHEMA_URL_FIELD] = safe_text(scope.schema_url)
         self._scopes[id(scope)] = fields
         return fields
 
 
 @dataclass(frozen=True, slots=True)
 class LogEntry:
-    """One decoded stream entry: the log record with its original types restored."""
+    """One decoded stream entry: the log record with its original types restored.
+
+    ``timestamp`` falls back to the observed time for a record that had none (for display and
+    ordering); ``timestamp_set`` says whether it is the record's own.
+    """
 
     timestamp: int
     observed_timestamp: int
@@ -618,6 +634,14 @@ class LogEntry:
     entry_id: str | None = None
     stream: str | None = None
     encoding: str = FLAT
+    timestamp_set: bool = True
+    resource_schema_url: str | None = None
+    scope_schema_url: str | None = None
+
+    @property
+    def own_timestamp(self) -> int:
+        """The record's own timestamp in nanoseconds, 0 when it had none (as OTLP writes it)."""
+        return self.timestamp if self.timestamp_set else 0
 
 
 def _text(value: str | bytes) -> str:
@@ -681,4 +705,7 @@ def decode_fields(
         uid=fields.get(UID_FIELD),
         entry_id=entry_id,
         stream=stream,
+        timestamp_set=TIMESTAMP_UNSET_FIELD not in fields and "timestamp" in fields,
+        resource_schema_url=fields.get(RESOURCE_SCHEMA_URL_FIELD),
+        scope_schema_url=fields.get(SCOPE_SCHEMA_URL_FIELD),
     )

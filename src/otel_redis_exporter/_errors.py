@@ -185,8 +185,13 @@ def describe(error: BaseException) -> str:
 class OtlpNotInstalledError(ImportError):
     """An OTLP encoding or the forwarder is used without the ``otlp`` extra installed."""
 
-    def __init__(self, cause: BaseException) -> None:
+    def __init__(self, cause: BaseException, extra: str = "otlp") -> None:
+        what = (
+            "forward --protocol grpc needs"
+            if extra == "grpc"
+            else "the OTLP encodings and the forwarder need"
+        )
         super().__init__(
-            "the OTLP encodings and the forwarder need the 'otlp' extra, which cannot be imported "
-            f"({cause}). Install it with: python -m pip install 'otel-redis-exporter[otlp]'"
+            f"{what} the {extra!r} extra, which cannot be imported "
+            f"({cause}). Install it with: python -m pip install 'otel-redis-exporter[{extra}]'"
         )

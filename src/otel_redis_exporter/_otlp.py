@@ -334,4 +334,7 @@ def decode_otlp(
         entry_id=entry_id,
         stream=stream,
         encoding=encoding,
+        timestamp_set=bool(log.time_unix_nano),
+        resource_schema_url=message.schema_url or None,
+        scope_schema_url=scope_logs.schema_url or None,
     )

@@ -5,9 +5,10 @@
     otel-redis stats
     otel-redis forward --endpoint http://HOST:4318/v1/logs --group NAME
 
-``--url`` and ``--stream`` (or ``--pattern``) fall back to the exporter's environment variables.
-``--username`` and ``--password`` (or ``OTEL_EXPORTER_REDIS_USERNAME`` / ``..._PASSWORD``) keep
-the ACL user out of the URL.
+``--url`` and ``--stream`` (or ``--pattern``) fall back to the exporter's environment variables, and
+so do the deployment options (``--cluster``, ``--shards``, ``--sentinels``, TLS files): one
+environment serves the exporter and the command line. ``--username`` and ``--password`` (or
+``OTEL_EXPORTER_REDIS_USERNAME`` / ``..._PASSWORD``) keep the ACL user out of the URL.
 Output is aligned text, colored on a terminal, every control character in it shown as an escape
 (``\x1b``); ``--json`` prints one JSON object per line, exactly. Errors are one line on stderr,
 with no password in it. Exit status: 0 success (an empty result says why on stderr), 1 the server
@@ -133,12 +134,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
 
 
-class TextFormatter:
-    """Aligned lines: time, severity, service, body, attributes, trace id; colored when asked."""
+# Attributes that hold a stack trace (OpenTelemetry semantic conventions): with --full they are
+# printed whole, one line per line, under the record.
+STACK_TRACE_ATTRIBUTES = ("exception.stacktrace",)
 
-    def __init__(self, color: bool, service_width: int = 8) -> None:
+
+class TextFormatter:
+    """Aligned lines: time, severity, service, body, attributes, trace id; colored when asked.
+
+    With ``full``, stack traces are not cut and flattened into the line but follow it whole,
+    indented."""
+
+    def __init__(self, color: bool, service_width: int = 8, *, full: bool = False) -> None:
         self._color = color
         self.service_width = service_width
+        self._full = full
 
     def _paint(self, code: str, text: str) -> str:
         return f"{code}{text}{_RESET}" if self._color and text else text
@@ -156,15 +166,22 @@ class TextFormatter:
             self._paint(_CYAN, f"{service:<{self.service_width}}"),
             body,
         ]
+        whole = {
+            key: value
+            for key, value in entry.attributes.items()
+            if self._full and key in STACK_TRACE_ATTRIBUTES and isinstance(value, str)
+        }
         attributes = " ".join(
             f"{self._paint(_DIM, visible(key) + '=')}{_shown(value)}"
             for key, value in entry.attributes.items()
+            if key not in whole
         )
         if attributes:
             parts.append(attributes)
         if entry.trace_id:
             parts.append(self._paint(_DIM, f"trace={visible(entry.trace_id)}"))
-        return "  ".join(parts)
+        below = [f"    {visible(line)}" for value in whole.values() for line in value.splitlines()]
+        return "\n".join(["  ".join(parts), *below])
 
 
 def _ms_time(ms: int | None) -> str:
@@ -184,9 +201,16 @@ def _size(n: int | None) -> str:
 
 def stats_text(stats: Sequence[StreamStats], color: bool) -> list[str]:
     """An aligned table of the keys, then one line per consumer group."""
-    header = ("stream", "length", "first entry", "last entry", "memory")
+    header = ("stream", "length", "first entry", "last entry", "memory", "dead letters")
     rows = [
-        (visible(s.key), str(s.length), _ms_time(s.first_ms), _ms_time(s.last_ms), _size(s.memory_bytes))
+        (
+            visible(s.key),
+            str(s.length),
+            _ms_time(s.first_ms),
+            _ms_time(s.last_ms),
+            _size(s.memory_bytes),
+            str(s.dead_letters),
+        )
         for s in stats
     ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -239,6 +263,7 @@ def stats_json(stats: Sequence[StreamStats]) -> str:
                 "first_time": None if s.first_ms is None else _ms_time(s.first_ms),
                 "last_time": None if s.last_ms is None else _ms_time(s.last_ms),
                 "memory_bytes": s.memory_bytes,
+                "dead_letters": s.dead_letters,
                 "groups": [
                     {
                         "name": g.name,
@@ -267,8 +292,22 @@ def _use_color(args: argparse.Namespace, stream: TextIO) -> bool:
     return stream.isatty()
 
 
+# Deployment options, named as RedisLogReader names them; unset ones fall back to the variables.
+_DEPLOYMENT_OPTIONS = (
+    "cluster",
+    "shards",
+    "sentinels",
+    "sentinel_master",
+    "sentinel_username",
+    "certificate",
+    "client_key",
+    "client_certificate",
+)
+
+
 def _reader(args: argparse.Namespace) -> RedisLogReader:
     keys = getattr(args, "key", None)
+    deployment: dict[str, Any] = {name: getattr(args, name, None) for name in _DEPLOYMENT_OPTIONS}
     return RedisLogReader(
         url=getattr(args, "url", None),
         stream=getattr(args, "stream", None),
@@ -277,6 +316,7 @@ def _reader(args: argparse.Namespace) -> RedisLogReader:
         timeout=getattr(args, "timeout", None),
         username=getattr(args, "username", None),
         password=getattr(args, "password", None),
+        **deployment,
     )
 
 
@@ -292,7 +332,7 @@ def _printer(args: argparse.Namespace, out: TextIO) -> Callable[[Iterable[LogEnt
             return count
 
         return print_json
-    formatter = TextFormatter(_use_color(args, out))
+    formatter = TextFormatter(_use_color(args, out), full=getattr(args, "full", False))
 
     def print_text(entries: Iterable[LogEntry]) -> int:
         if isinstance(entries, list):  # known in advance: align on the widest service name
@@ -322,9 +362,21 @@ def cmd_tail(args: argparse.Namespace, out: TextIO) -> int:
 
     if args.lines < 0:
         raise UsageError(f"-n must be >= 0; got {args.lines}")
+
+    def lost(error: BaseException, attempt: int, delay: float) -> None:
+        if attempt == 1:  # one line per outage
+            print(
+                f"{PROG}: lost the server ({describe(error)}); reconnecting, "
+                "then resuming after the last record shown",
+                file=sys.stderr,
+                flush=True,
+            )
+
     with _reader(args) as reader:
         reader.ping()
-        entries = reader.tail(args.lines, follow=args.follow, block_ms=args.block_ms, where=where)
+        entries = reader.tail(
+            args.lines, follow=args.follow, block_ms=args.block_ms, where=where, on_disconnect=lost
+        )
         shown = _printer(args, out)(entries if args.follow else list(entries))
         if not shown and args.lines:
             filtered = floor is not None or trace is not None or args.service is not None
@@ -381,22 +433,65 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
+def _sender(args: argparse.Namespace) -> Any:
+    """OTLP/HTTP (ours, which sees each answer) or OTLP/gRPC (the SDK's exporter, the grpc extra)."""
     from ._formats import import_otlp  # noqa: PLC0415
 
     import_otlp()
+    if args.protocol == "grpc":
+        try:
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
+                OTLPLogExporter,
+            )
+        except ImportError as error:
+            raise OtlpNotInstalledError(error, extra="grpc") from error
+        from ._send import ExporterSender  # noqa: PLC0415
+
+        insecure = not args.endpoint.startswith("https://")
+        compression = None if args.compression == "none" else _grpc_compression(args.compression)
+        exporter = OTLPLogExporter(
+            endpoint=args.endpoint, insecure=insecure, timeout=args.export_timeout, compression=compression
+        )
+        return ExporterSender(exporter)
     try:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # noqa: PLC0415
+        import requests  # noqa: F401, PLC0415 - the otlp extra brings it
     except ImportError as error:
         raise OtlpNotInstalledError(error) from error
+    from ._send import OtlpHttpSender  # noqa: PLC0415
 
-    from ._forward import Forwarder  # noqa: PLC0415
+    return OtlpHttpSender(args.endpoint, timeout_s=args.export_timeout, compression=args.compression)
+
+
+def _grpc_compression(name: str) -> Any:
+    import grpc  # noqa: PLC0415
+
+    return grpc.Compression.Gzip if name == "gzip" else grpc.Compression.NoCompression
+
+
+def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
+
+    from ._forward import Forwarder, ForwardStats  # noqa: PLC0415
 
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be > 0; got {args.batch_size}")
+    if args.progress_interval < 0:
+        raise UsageError(f"--progress-interval must be >= 0; got {args.progress_interval}")
+    sender = _sender(args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    exporter = OTLPLogExporter(endpoint=args.endpoint, timeout=args.export_timeout)
+    dead_key: str | None = args.dead_letter
+
+    def progress(stats: ForwardStats) -> None:
+        def shown(value: int | None) -> str:
+            return "?" if value is None else str(value)
+
+        print(
+            f"{PROG}: forwarded {stats.forwarded}, dead-lettered {stats.dead_lettered}, "
+            f"pending {shown(stats.pending)}, lag {shown(stats.lag)}",
+            file=sys.stderr,
+            flush=True,
+        )
+
     consumer = args.consumer or socket.gethostname()
     with _reader(args) as reader:
         reader.ping()
@@ -408,17 +503,24 @@ def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
         )
         forwarder = Forwarder(
             group,
-            exporter,
+            sender,
             count=args.batch_size,
             block_ms=args.block_ms,
             max_backoff_s=args.max_backoff,
             stop=stop,
+            dead_letter=None if dead_key is None else (lambda _key: dead_key),
+            progress_interval_s=args.progress_interval,
+            on_progress=progress,
         )
         try:
             forwarder.run(exit_when_idle=args.exit_when_idle)
         finally:
-            exporter.shutdown()  # type: ignore[no-untyped-call]
-            print(f"{PROG}: forwarded {forwarder.stats.forwarded} log records", file=sys.stderr)
+            sender.shutdown()
+            stats = forwarder.stats
+            print(
+                f"{PROG}: forwarded {stats.forwarded} log records, dead-lettered {stats.dead_lettered}",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -455,12 +557,60 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
         default=default,
         help="ACL password; prefer $OTEL_EXPORTER_REDIS_PASSWORD (a command line is visible to other users)",
     )
+    deployment = parser.add_argument_group(
+        "deployment (each defaults to the exporter's OTEL_EXPORTER_REDIS_* variable)"
+    )
+    deployment.add_argument(
+        "--cluster",
+        action=argparse.BooleanOptionalAction,
+        default=default,
+        help="a Redis Cluster; --url names any node ($OTEL_EXPORTER_REDIS_CLUSTER)",
+    )
+    deployment.add_argument(
+        "--shards",
+        type=int,
+        default=default,
+        help="read each stream as the exporter's N shard keys ($OTEL_EXPORTER_REDIS_LOGS_SHARDS, default 1)",
+    )
+    deployment.add_argument(
+        "--sentinels",
+        default=default,
+        help="host:port,... of the sentinels to ask for the master ($OTEL_EXPORTER_REDIS_SENTINELS)",
+    )
+    deployment.add_argument(
+        "--sentinel-master",
+        default=default,
+        help="the master's name at the sentinels ($OTEL_EXPORTER_REDIS_SENTINEL_MASTER, default mymaster)",
+    )
+    deployment.add_argument(
+        "--sentinel-username",
+        default=default,
+        help="user at the sentinels ($OTEL_EXPORTER_REDIS_SENTINEL_USERNAME; "
+        "the password only from $OTEL_EXPORTER_REDIS_SENTINEL_PASSWORD)",
+    )
+    deployment.add_argument(
+        "--certificate", default=default, help="CA file for rediss:// ($OTEL_EXPORTER_REDIS_CERTIFICATE)"
+    )
+    deployment.add_argument(
+        "--client-key", default=default, help="client key for mutual TLS ($OTEL_EXPORTER_REDIS_CLIENT_KEY)"
+    )
+    deployment.add_argument(
+        "--client-certificate",
+        default=default,
+        help="client certificate for mutual TLS ($OTEL_EXPORTER_REDIS_CLIENT_CERTIFICATE)",
+    )
     output = parser.add_argument_group("output")
     output.add_argument(
         "--json",
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
         help="JSON, one object per line",
+    )
+    output.add_argument(
+        "--full",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="print exception stack traces whole, under their record (text output)",
     )
     output.add_argument(
         "--color",
@@ -506,11 +656,13 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(run=cmd_stats)
 
     forward = commands.add_parser(
-        "forward", help="send the records to an OTLP/HTTP endpoint through a consumer group (at-least-once)"
+        "forward", help="send the records to an OTLP endpoint through a consumer group (at-least-once)"
     )
     _common(forward, suppress=True)
     forward.add_argument(
-        "--endpoint", required=True, help="OTLP/HTTP logs URL, e.g. http://127.0.0.1:4318/v1/logs"
+        "--endpoint",
+        required=True,
+        help="OTLP/HTTP logs URL, e.g. http://127.0.0.1:4318/v1/logs (with --protocol grpc: 127.0.0.1:4317)",
     )
     forward.add_argument("--group", required=True, help="consumer group name (created when missing)")
     forward.add_argument("--consumer", help="consumer name (default: the host name)")
@@ -534,6 +686,27 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=30.0,
         help="longest wait in seconds between failed attempts (default 30)",
+    )
+    forward.add_argument(
+        "--dead-letter",
+        metavar="KEY",
+        help="stream for batches the endpoint refuses for good (default: each source key + ':dead')",
+    )
+    forward.add_argument(
+        "--compression", choices=("none", "gzip"), default="none", help="request body compression"
+    )
+    forward.add_argument(
+        "--protocol",
+        choices=("http", "grpc"),
+        default="http",
+        help="OTLP/HTTP (default) or OTLP/gRPC (the grpc extra; --endpoint host:4317 or http(s)://host:4317)",
+    )
+    forward.add_argument(
+        "--progress-interval",
+        type=float,
+        default=60.0,
+        help="seconds between progress lines on stderr: forwarded, dead-lettered, pending, lag "
+        "(default 60, 0: none)",
     )
     forward.add_argument("--exit-when-idle", action="store_true", help="stop once nothing is left to forward")
     forward.add_argument("--block-ms", type=int, default=DEFAULT_BLOCK_MS, help=argparse.SUPPRESS)

@@ -6,13 +6,16 @@ that matches a pattern (a templated ``stream`` such as ``logs:{service.name}`` i
 pattern ``logs:*``); entries of several keys are merged in entry-id order, which is the order
 in which the server accepted them.
 
+It connects as the exporter does: one server, Sentinel, or a Redis Cluster (where the shard keys
+of ``shards=N`` are merged by entry id like any other keys), with the same settings and the same
+``OTEL_EXPORTER_REDIS_*`` variables (see ``_connection``).
+
 Errors from the server (unreachable, wrong password, ...) are raised as redis-py exceptions;
 ``otel_redis_exporter._errors.describe`` turns them into a sentence.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 import itertools
 import threading
@@ -22,14 +25,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from redis import exceptions as rex
 
-from ._client import make_pool
-from ._config import ExporterConfig, resolve_config
+from ._config import Address, ExporterConfig, resolve_config
+from ._connection import close_client, one_slot, reader_client
 from ._encoding import LogEntry, decode_fields
 from ._index import index_base, index_key, parse_member
-from ._keys import StreamKeyTemplate
+from ._keys import StreamKeyTemplate, shard_keys, shard_of
 from ._log import logger
 from ._redact import redact_url
 
@@ -45,18 +47,22 @@ DEFAULT_GROUP_COUNT = 100
 KEY_REFRESH_S = 5.0
 # How many record uids a read remembers to drop the second copy of a retried write.
 DEDUPE_WINDOW = 100_000
+# On a Cluster, keys in different slots cannot share one blocking XREAD: they are read one by
+# one without blocking, and read again after this pause (seconds) while nothing arrives.
+CLUSTER_POLL_S = 0.05
+# A stream key's dead letters (``forward``'s batches refused for good) go to the key plus this;
+# such keys are never read as log streams themselves.
+DEAD_LETTER_SUFFIX = ":dead"
+# A follower that lost its server tries again after this many seconds, doubling up to the cap.
+RECONNECT_FIRST_S = 0.1
+RECONNECT_MAX_S = 5.0
 
 EntryId = tuple[int, int]
 RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
 Handler = Callable[[list[LogEntry]], object]
-
-# Stream replies are parsed here rather than by redis-py, the same way for RESP2 and RESP3 and
-# for every redis-py version (a deleted entry has no fields).
-_RAW_COMMANDS = ("XRANGE", "XREVRANGE", "XREAD", "XREADGROUP", "XAUTOCLAIM", "XINFO STREAM")
-
-
-def _raw(response: Any, **options: Any) -> Any:
-    return response
+# Told about a lost connection while following: the error, the attempt (1, 2, ...) and the
+# seconds until the next one.
+OnDisconnect = Callable[[BaseException, int, float], object]
 
 
 def _text(value: Any) -> str:
@@ -168,6 +174,8 @@ class StreamStats:
     last_entry_id: str | None
     memory_bytes: int | None
     groups: tuple[GroupInfo, ...] = ()
+    # Entries in the key's dead-letter stream (``key`` + ``DEAD_LETTER_SUFFIX``).
+    dead_letters: int = 0
 
     @property
     def first_ms(self) -> int | None:
@@ -190,6 +198,13 @@ class RedisLogReader:
     every call; blocking reads get their block time on top. ``username`` and ``password`` (or
     ``OTEL_EXPORTER_REDIS_USERNAME`` / ``..._PASSWORD``) are the ACL user, kept out of the URL.
 
+    The deployment settings are the exporter's, with the same environment variables:
+    ``cluster`` (a Redis Cluster; ``url`` names any node), ``shards`` (each stream key is read
+    as its ``shards`` shard keys, merged by entry id), ``sentinels`` / ``sentinel_master`` /
+    ``sentinel_username`` / ``sentinel_password`` (the master found through Sentinel), and the
+    TLS files ``certificate``, ``client_key``, ``client_certificate`` for a ``rediss://`` URL, and
+    ``username`` / ``password`` (the ACL user kept out of the URL; they win over the URL's).
+
     The constructor does no I/O. Use it as a context manager, or call ``close()``.
     """
 
@@ -201,6 +216,15 @@ class RedisLogReader:
         keys: Sequence[str] | None = None,
         pattern: str | None = None,
         timeout: float | None = None,
+        cluster: bool | None = None,
+        shards: int | None = None,
+        sentinels: str | Sequence[str | Address] | None = None,
+        sentinel_master: str | None = None,
+        sentinel_username: str | None = None,
+        sentinel_password: str | None = None,
+        certificate: str | None = None,
+        client_key: str | None = None,
+        client_certificate: str | None = None,
         username: str | None = None,
         password: str | None = None,
         _key_refresh_s: float = KEY_REFRESH_S,
@@ -212,21 +236,40 @@ class RedisLogReader:
         if pattern is not None and not pattern:
             raise ValueError("pattern must be a non-empty SCAN MATCH pattern")
         self._config = resolve_config(
-            url=url, stream=stream, timeout=timeout, username=username, password=password
+            url=url,
+            stream=stream,
+            timeout=timeout,
+            cluster=cluster,
+            shards=shards,
+            sentinels=sentinels,
+            sentinel_master=sentinel_master,
+            sentinel_username=sentinel_username,
+            sentinel_password=sentinel_password,
+            certificate=certificate,
+            client_key=client_key,
+            client_certificate=client_certificate,
+            username=username,
+            password=password,
         )
         if self._config.disabled is not None:
             raise ValueError(self._config.disabled)
         template = StreamKeyTemplate.parse(self._config.stream)
-        self._fixed_keys: list[str] | None = None
+        # Stream keys as the exporter names them; each is written to ``shards`` shard keys.
+        self._streams: list[str] | None = None
         self._pattern: str | None = None
         if keys is not None:
-            self._fixed_keys = list(dict.fromkeys(keys))
+            self._streams = list(dict.fromkeys(keys))
         elif pattern is not None:
             self._pattern = pattern
         elif template.is_fixed:
-            self._fixed_keys = [self._config.stream]
+            self._streams = [self._config.stream]
         else:
             self._pattern = template.pattern()
+        self._fixed_keys = (
+            None
+            if self._streams is None
+            else [key for stream in self._streams for key in shard_keys(stream, self._config.shards)]
+        )
         self._index_base = index_base(self._config.stream)
         self._clients: dict[float, Any] = {}
         self._lock = threading.Lock()
@@ -234,7 +277,7 @@ class RedisLogReader:
 
     @property
     def config(self) -> ExporterConfig:
-        """The resolved URL, stream and timeout (its repr hides the password)."""
+        """The resolved URL, stream, timeout and deployment (its repr hides the passwords)."""
         return self._config
 
     def __repr__(self) -> str:
@@ -252,7 +295,7 @@ class RedisLogReader:
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            client.connection_pool.disconnect()
+            close_client(client)
 
     # ------------------------------------------------------------------ connections
 
@@ -262,11 +305,7 @@ class RedisLogReader:
         with self._lock:
             client = self._clients.get(extra_s)
             if client is None:
-                config = dataclasses.replace(self._config, timeout_s=self._config.timeout_s + extra_s)
-                client = redis.Redis(connection_pool=make_pool(config))
-                for command in _RAW_COMMANDS:
-                    client.set_response_callback(command, _raw)
-                self._clients[extra_s] = client
+                client = self._clients[extra_s] = reader_client(self._config, extra_s)
             return client
 
     def ping(self) -> None:
@@ -286,7 +325,7 @@ class RedisLogReader:
             return list(self._fixed_keys)
         client = self._client()
         found = {_text(key) for key in client.scan_iter(match=self._pattern, count=1000, _type="stream")}
-        return sorted(found)
+        return sorted(key for key in found if not key.endswith(DEAD_LETTER_SUFFIX))
 
     def _decode(self, key: str, entry_id: bytes, fields: Mapping[bytes, bytes] | None) -> LogEntry | None:
         """The entry decoded, or None (logged) for an entry that is gone or not ours."""
@@ -381,6 +420,7 @@ class RedisLogReader:
         block_ms: int = DEFAULT_BLOCK_MS,
         where: Callable[[LogEntry], bool] | None = None,
         stop: threading.Event | None = None,
+        on_disconnect: OnDisconnect | None = None,
     ) -> Iterator[LogEntry]:
         """The newest ``count`` records (oldest first), then, with ``follow``, every new one.
 
@@ -388,6 +428,11 @@ class RedisLogReader:
         ones are shown first). Following blocks in ``XREAD`` for up to ``block_ms``
         milliseconds at a time (> 0) and ends when ``stop`` is set or the caller stops iterating;
         keys that appear later under a pattern are picked up within ``KEY_REFRESH_S`` seconds.
+
+        With ``on_disconnect``, following survives a restart or failover of the server: a lost
+        connection is reported to it, and the reader connects again after a backoff
+        (``RECONNECT_FIRST_S`` doubling up to ``RECONNECT_MAX_S``) and resumes after the last
+        entry it read, so nothing is skipped or yielded twice. Without it the error is raised.
         """
         if count < 0:
             raise ValueError(f"count must be >= 0; got {count!r}")
@@ -407,7 +452,7 @@ class RedisLogReader:
             yield from reversed(newest)
         if not follow:
             return
-        yield from self._follow(last, block_ms, where, stop, seen)
+        yield from self._follow(last, block_ms, where, stop, seen=seen, on_disconnect=on_disconnect)
 
     def _follow(
         self,
@@ -415,31 +460,34 @@ class RedisLogReader:
         block_ms: int,
         where: Callable[[LogEntry], bool] | None,
         stop: threading.Event | None,
+        *,
         seen: _Seen,
+        on_disconnect: OnDisconnect | None,
     ) -> Iterator[LogEntry]:
-        client = self._client(block_ms)
         refreshed = time.monotonic()
+        failures = 0
         while stop is None or not stop.is_set():
-            if self.dynamic and time.monotonic() - refreshed >= self.key_refresh_s:
-                for key in self.keys():
-                    last.setdefault(key, "0-0")
-                refreshed = time.monotonic()
-            if not last:  # no key matches the pattern yet
-                _wait(stop, block_ms / 1000)
-                refreshed -= self.key_refresh_s
+            try:
+                if self.dynamic and time.monotonic() - refreshed >= self.key_refresh_s:
+                    for key in self.keys():
+                        last.setdefault(key, "0-0")
+                    refreshed = time.monotonic()
+                if not last:  # no key matches the pattern yet
+                    _wait(stop, block_ms / 1000)
+                    refreshed -= self.key_refresh_s
+                    continue
+                replies = self.read_streams(["XREAD", "COUNT", PAGE_SIZE], last, block_ms, stop)
+            except Exception as error:
+                if on_disconnect is None or not _is_connection_error(error):
+                    raise
+                failures += 1
+                delay = min(RECONNECT_FIRST_S * 2 ** (failures - 1), RECONNECT_MAX_S)
+                on_disconnect(error, failures, delay)
+                _wait(stop, delay)
                 continue
-            args: list[Any] = [
-                "XREAD",
-                "COUNT",
-                PAGE_SIZE,
-                "BLOCK",
-                block_ms,
-                "STREAMS",
-                *last,
-                *last.values(),
-            ]
+            failures = 0
             batch: list[tuple[tuple[int, str, int], LogEntry]] = []
-            for key, page in _streams(client.execute_command(*args)):
+            for key, page in replies:
                 for entry_id, fields in page:
                     last[key] = _text(entry_id)
                     entry = self._decode(key, entry_id, fields)
@@ -448,6 +496,34 @@ class RedisLogReader:
             batch.sort(key=lambda item: item[0])
             for _, entry in batch:
                 yield entry
+
+    def read_streams(
+        self,
+        command: Sequence[Any],
+        ids: Mapping[str, str],
+        block_ms: int | None,
+        stop: threading.Event | None = None,
+    ) -> list[tuple[str, list[RawEntry]]]:
+        """``XREAD`` or ``XREADGROUP`` (``command`` up to ``STREAMS``) of ``ids``' keys after their ids.
+
+        One command, blocking up to ``block_ms``, where the keys share a slot (always on one
+        server). On a Cluster, keys in different slots are read in one pipeline without
+        blocking, again every ``CLUSTER_POLL_S`` until something arrives or ``block_ms`` is over.
+        """
+        keys = list(ids)
+        if one_slot(self._config, keys):
+            args = [*command, *(("BLOCK", block_ms) if block_ms else ()), "STREAMS", *keys, *ids.values()]
+            return _streams(self._client(block_ms or 0).execute_command(*args))
+        deadline = time.monotonic() + (block_ms or 0) / 1000
+        while True:
+            pipe = self._client().pipeline(transaction=False)
+            for key, entry_id in ids.items():
+                pipe.execute_command(*command, "STREAMS", key, entry_id)
+            found = [pair for reply in pipe.execute() for pair in _streams(reply) if pair[1]]
+            left = deadline - time.monotonic()
+            if found or left <= 0 or (stop is not None and stop.is_set()):
+                return found
+            _wait(stop, min(CLUSTER_POLL_S, left))
 
     # ------------------------------------------------------------------ by trace
 
@@ -489,12 +565,20 @@ class RedisLogReader:
     def _scan_for_trace(self, trace: str) -> list[LogEntry]:
         wanted = trace.encode("ascii")
         out: list[LogEntry] = []
-        for _, key, entry_id, fields in self._merged(self.keys(), "-", "+", reverse=False):
+        for _, key, entry_id, fields in self._merged(self._trace_keys(trace), "-", "+", reverse=False):
             if fields and fields.get(b"trace_id") == wanted:
                 entry = self._decode(key, entry_id, fields)
                 if entry is not None:
                     out.append(entry)
         return out
+
+    def _trace_keys(self, trace: str) -> list[str]:
+        """The keys that can hold the records of ``trace``: with shards, only the trace's shard
+        of each stream (found by pattern, the shards are not known apart: all keys)."""
+        shards = self._config.shards
+        if shards == 1 or self._streams is None:
+            return self.keys()
+        return [shard_keys(stream, shards)[shard_of(trace, shards, 0)] for stream in self._streams]
 
     @staticmethod
     def _sorted(entries: list[LogEntry]) -> list[LogEntry]:
@@ -523,17 +607,19 @@ class RedisLogReader:
         return ConsumerGroup(self, name, consumer, claim_idle_ms=claim_idle_ms, start=start)
 
     def stats(self) -> list[StreamStats]:
-        """Length, first and last entry, memory and consumer groups of every key, in one round trip."""
+        """Length, first and last entry, memory, consumer groups and dead letters of every key,
+        in one round trip."""
         keys = self.keys()
         pipe = self._client().pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("XINFO STREAM", key)
             pipe.execute_command("MEMORY USAGE", key)
             pipe.xinfo_groups(key)
+            pipe.xlen(key + DEAD_LETTER_SUFFIX)
         replies = pipe.execute(raise_on_error=False)
         out: list[StreamStats] = []
         for position, key in enumerate(keys):
-            info, memory, groups = replies[3 * position : 3 * position + 3]
+            info, memory, groups, dead = replies[4 * position : 4 * position + 4]
             if isinstance(info, rex.NoPermissionError) or str(info).startswith("NOPERM"):
                 raise info  # a missing right is not a missing key
             if isinstance(info, Exception):
@@ -549,9 +635,22 @@ class RedisLogReader:
                     last_entry_id=_text(last[0]) if last else None,
                     memory_bytes=None if isinstance(memory, Exception) or memory is None else int(memory),
                     groups=() if isinstance(groups, Exception) else tuple(_group_info(g) for g in groups),
+                    dead_letters=0 if isinstance(dead, Exception) else int(dead),
                 )
             )
         return out
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    """A lost or refused connection, a timeout, or a server that is loading or read-only (a
+    failover under way): what waiting can heal. A wrong password cannot."""
+    from redis import exceptions as rex  # noqa: PLC0415
+
+    if isinstance(error, rex.AuthenticationError):
+        return False
+    return isinstance(
+        error, rex.ConnectionError | rex.TimeoutError | rex.BusyLoadingError | rex.ReadOnlyError | OSError
+    ) or (isinstance(error, rex.ResponseError) and str(error).startswith(("CLUSTERDOWN", "TRYAGAIN")))
 
 
 def _group_info(raw: Mapping[str, Any]) -> GroupInfo:
@@ -639,19 +738,8 @@ class ConsumerGroup:
         return batch
 
     def _own_pending(self, keys: Sequence[str], count: int) -> list[tuple[str, bytes, LogEntry | None]]:
-        client = self.reader._client()
-        reply = client.execute_command(
-            "XREADGROUP",
-            "GROUP",
-            self.name,
-            self.consumer,
-            "COUNT",
-            count,
-            "STREAMS",
-            *keys,
-            *["0"] * len(keys),
-        )
-        return self._collect(_streams(reply))
+        command = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
+        return self._collect(self.reader.read_streams(command, dict.fromkeys(keys, "0"), None))
 
     def claim(self, count: int = DEFAULT_GROUP_COUNT) -> list[tuple[str, bytes, LogEntry | None]]:
         """Take over up to ``count`` entries other consumers left pending longer than ``claim_idle_ms``."""
@@ -684,11 +772,8 @@ class ConsumerGroup:
     def _new(
         self, keys: Sequence[str], count: int, block_ms: int | None
     ) -> list[tuple[str, bytes, LogEntry | None]]:
-        args: list[Any] = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
-        if block_ms:
-            args += ["BLOCK", block_ms]
-        args += ["STREAMS", *keys, *[">"] * len(keys)]
-        return self._collect(_streams(self.reader._client(block_ms or 0).execute_command(*args)))
+        command = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
+        return self._collect(self.reader.read_streams(command, dict.fromkeys(keys, ">"), block_ms))
 
     def read(
         self, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = None
@@ -722,6 +807,25 @@ class ConsumerGroup:
             batch = self._new(keys, count, block_ms)
         return batch
 
+    def backlog(self) -> tuple[int, int | None]:
+        """The group's entries delivered but not acknowledged, and not yet delivered (``lag``;
+        None when the server does not say, before Redis 7), summed over its keys."""
+        keys = self._current_keys()
+        pipe = self.reader._client().pipeline(transaction=False)
+        for key in keys:
+            pipe.xinfo_groups(key)
+        pending, lag = 0, 0
+        known = True
+        for reply in pipe.execute(raise_on_error=False):
+            if isinstance(reply, Exception):
+                continue  # the key is gone
+            for info in (_group_info(group) for group in reply):
+                if info.name == self.name:
+                    pending += info.pending
+                    known = known and info.lag is not None
+                    lag += info.lag or 0
+        return pending, lag if known else None
+
     def ack(self, items: Iterable[tuple[str, bytes | str]]) -> int:
         """Acknowledge ``(key, entry id)`` pairs, in one round trip; returns how many were pending."""
         by_key: dict[str, list[bytes | str]] = {}
@@ -733,6 +837,37 @@ class ConsumerGroup:
         for key, ids in by_key.items():
             pipe.xack(key, self.name, *ids)
         return sum(int(n) for n in pipe.execute())
+
+    def dead_letter(
+        self, items: Sequence[tuple[str, bytes | str]], target: Callable[[str], str], note: Mapping[str, str]
+    ) -> int:
+        """Copy entries to ``target(key)`` with the ``note`` fields and where they came from
+        (``dead_letter.stream``, ``dead_letter.entry_id``) added, then acknowledge them.
+
+        What ``forward`` does with a batch refused for good. An entry that is
+        gone is only acknowledged. Returns how many were copied.
+        """
+        client = self.reader._client()
+        pipe = client.pipeline(transaction=False)
+        for key, entry_id in items:
+            pipe.execute_command("XRANGE", key, entry_id, entry_id)
+        pages = pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        copied = 0
+        for (key, entry_id), page in zip(items, pages, strict=True):
+            for _, fields in _entries(page):
+                if fields:
+                    extra = {**note, "dead_letter.stream": key, "dead_letter.entry_id": _text(entry_id)}
+                    pairs = [
+                        *fields.items(),
+                        *((name.encode(), value.encode()) for name, value in extra.items()),
+                    ]
+                    pipe.execute_command("XADD", target(key), "*", *itertools.chain.from_iterable(pairs))
+                    copied += 1
+        if copied:
+            pipe.execute()
+        self.ack(items)
+        return copied
 
     def process(
         self, handler: Handler, *, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = DEFAULT_BLOCK_MS
