@@ -6,6 +6,7 @@ import logging
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from redis.exceptions import ResponseError
@@ -210,9 +211,25 @@ def test_username_and_password_reach_every_pool() -> None:
     [
         ("NOPERM User r has no permissions to run the 'xinfo|stream' command", "grant it +xinfo|stream"),
         ("NOPERM No permissions to access a key", "access to the stream keys"),
-        ("ERR This instance has cluster support disabled", "OTEL_EXPORTER_REDIS_CLUSTER"),
     ],
 )
 def test_reasons_name_what_to_change(reply: str, advice: str) -> None:
-    """NOPERM names the command to grant; the cluster hint names the argument and the variable."""
+    """NOPERM names the command to grant."""
     assert advice in describe(ResponseError(reply))
+
+
+@pytest.mark.parametrize(
+    ("settings", "hint"),
+    [
+        ({"cluster": True}, "cluster=True turned it on"),
+        ({"environ": {"OTEL_EXPORTER_REDIS_CLUSTER": "yes"}}, "OTEL_EXPORTER_REDIS_CLUSTER=yes turned it on"),
+    ],
+)
+def test_the_cluster_hint_names_what_turned_cluster_mode_on(settings: dict[str, Any], hint: str) -> None:
+    """Against a server without cluster support, the reason names the argument or variable that was set."""
+    config = resolve_config(url="redis://h/0", **{"environ": {}, **settings})
+    reason = describe(
+        ResponseError("ERR This instance has cluster support disabled"), cluster_set_by=config.cluster_set_by
+    )
+    assert hint in reason
+    assert ("OTEL_EXPORTER_REDIS_CLUSTER" in reason) == ("environ" in settings and bool(settings["environ"]))

@@ -109,6 +109,8 @@ class ExporterConfig:
     trace_index_ttl_s: float | None = None
 
     cluster: bool = False
+    # What set ``cluster`` (``cluster=True`` or ``OTEL_EXPORTER_REDIS_CLUSTER=...``), for hints.
+    cluster_set_by: str | None = None
     shards: int = DEFAULT_SHARDS
     sentinels: tuple[Address, ...] = ()
     sentinel_master: str = DEFAULT_SENTINEL_MASTER
@@ -491,6 +493,8 @@ def resolve_config(
         client_certificate=client_certificate,
         environ=env,
     )
+    if not deployment["cluster"]:  # an ignored or overruled setting turned nothing on
+        deployment["cluster_set_by"] = None
     if maxlen is not None and retention is not None:
         raise ValueError("maxlen and retention are exclusive: XADD trims by MAXLEN or by MINID, not both")
     resolved_retention = _resolve(
@@ -678,6 +682,13 @@ def _resolve_deployment(
             check=_check_bool("cluster"),
             default=False,
             environ=env,
+        ),
+        "cluster_set_by": (
+            f"cluster={cluster!r}"
+            if cluster is not None
+            else f"{ENV_CLUSTER}={env[ENV_CLUSTER].strip()}"
+            if env.get(ENV_CLUSTER, "").strip()
+            else None
         ),
         "shards": _resolve(
             shards, (ENV_SHARDS,), parse=int, check=_check_shards, default=DEFAULT_SHARDS, environ=env

@@ -127,8 +127,11 @@ def error_type(error: BaseException) -> str:
     return type(error).__name__
 
 
-def describe(error: BaseException) -> str:
-    """A one-line reason with what to do about it; never contains a password."""
+def describe(error: BaseException, *, cluster_set_by: str | None = None) -> str:
+    """A one-line reason with what to do about it; never contains a password.
+
+    ``cluster_set_by`` names the setting that turned cluster mode on, for the hint to undo it.
+    """
     # redis-py puts "Command # 1 (XRANGE ...) of pipeline caused error: " before a pipeline's
     # replies; the server's own words are what says what to do.
     text = _PIPELINE_PREFIX.sub("", str(error).strip()) or type(error).__name__
@@ -164,10 +167,8 @@ def describe(error: BaseException) -> str:
             "(cluster=True or OTEL_EXPORTER_REDIS_CLUSTER=true)"
         )
     if "cluster support disabled" in text:
-        return (
-            f"the server is not a Redis Cluster node ({text}); turn cluster mode off "
-            "(cluster=False, or unset OTEL_EXPORTER_REDIS_CLUSTER if that is what turned it on)"
-        )
+        turned_on = f"{cluster_set_by} turned it on" if cluster_set_by else "cluster=False"
+        return f"the server is not a Redis Cluster node ({text}); turn cluster mode off ({turned_on})"
     if isinstance(error, rex.RedisClusterException):
         return f"the cluster cannot be used ({text})"
     if type(error).__name__ == "MasterNotFoundError":

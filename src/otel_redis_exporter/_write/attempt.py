@@ -112,14 +112,16 @@ def pack(connection: Any, commands: Sequence[Command]) -> bytes:
     return b"".join(connection.pack_commands(commands))
 
 
-def outcome(pending: Pending, replies: Sequence[Any], count: int) -> WriteResult:
+def outcome(
+    pending: Pending, replies: Sequence[Any], count: int, *, cluster_set_by: str | None = None
+) -> WriteResult:
     """Fold one attempt's replies (an exception in place of each failed one) into a result."""
     result = WriteResult(count=count)
     for (position, _), reply in zip(pending, replies, strict=True):
         if not isinstance(reply, BaseException):
             result.entry_ids[position] = reply.decode() if isinstance(reply, bytes) else str(reply)
             continue
-        result.reason = describe(reply)
+        result.reason = describe(reply, cluster_set_by=cluster_set_by)
         result.error_type = error_type(reply)
         if classify(reply) is Outcome.REJECTED:
             result.rejected[position] = result.error_type
@@ -174,6 +176,9 @@ class WriterBase:
         # Positions stay those of ``entries``: sharding is the writer's business, not the caller's.
         sharded, positions = self._shards.split(entries)
         return list(zip(positions, xadd_commands(sharded, self._config, now_ms), strict=True))
+
+    def _outcome(self, pending: Pending, replies: Sequence[Any]) -> WriteResult:
+        return outcome(pending, replies, len(pending), cluster_set_by=self._config.cluster_set_by)
 
     def _index_commands(
         self, entries: Mapping[str, Sequence[EntryFields]], result: WriteResult

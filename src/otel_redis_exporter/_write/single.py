@@ -34,7 +34,6 @@ from .attempt import (
     Pending,
     WriterBase,
     WriteResult,
-    outcome,
     pack,
     read_replies,
     read_replies_async,
@@ -76,7 +75,7 @@ class SyncWriter(WriterBase):
             replies: Sequence[Any] = self._send([command for _, command in pending], timeout)
         except Exception as error:
             replies = [error] * len(pending)
-        result = outcome(pending, replies, len(pending))
+        result = self._outcome(pending, replies)
         self._write_index(entries, result, deadline)
         return result
 
@@ -163,7 +162,7 @@ class AsyncWriter(WriterBase):
         pending = self._pending(entries)
         # Unlike the sync twin, no try: _send_by_key hands back each key's failure in its replies.
         replies = await self._send_by_key(pending, timeout)
-        result = outcome(pending, replies, len(pending))
+        result = self._outcome(pending, replies)
         await self._write_index(entries, result, deadline)
         return result
 
