@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from otel_redis_exporter._metrics import ExporterMetrics
 from otel_redis_exporter._write.attempt import WriteResult
 from otel_redis_exporter._write.delivery import (
@@ -231,3 +233,13 @@ def test_closing_lets_a_round_trip_that_is_not_stalled_finish() -> None:
     queue.begin_close(deadline=clock.now + 60)
     assert queue.give_up_at() > clock.now + SHUTDOWN_PATIENCE_S
     assert queue.give_up_at() <= clock.now + 60
+
+
+def test_handoff_does_not_wait_behind_a_backlog() -> None:
+    """A batch that cannot go out in the next round trip: export() returns at once."""
+    queue = delivery(max_records=10 * MAX_TRIP_ENTRIES)
+    queue.submit(entries(*map(str, range(MAX_TRIP_ENTRIES))))
+    behind = queue.submit(entries("behind"))
+    started = time.monotonic()
+    assert queue.handoff(behind) is False
+    assert time.monotonic() - started < HANDOFF_TIMEOUT_S

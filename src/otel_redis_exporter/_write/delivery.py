@@ -41,6 +41,8 @@ HANDOFF_TIMEOUT_S = 0.25
 # A round trip counts as stalled once it takes this many times longer than round trips have been
 # taking (per entry), and at least HANDOFF_TIMEOUT_S: a busy machine is slow, not stalled.
 STALL_FACTOR = 4.0
+# Before any round trip has finished (connecting included), one counts as stalled after this.
+FIRST_TRIP_STALL_S = 1.0
 # At shutdown, give up once the server has taken nothing for this long.
 SHUTDOWN_PATIENCE_S = 1.0
 
@@ -64,12 +66,13 @@ class Ticket:
     Changed under the delivery's lock only; ``Delivery.handoff`` waits on it.
     """
 
-    __slots__ = ("dropped", "open", "parcel")
+    __slots__ = ("ahead", "dropped", "open", "parcel")
 
     def __init__(self, count: int) -> None:
         self.open = count
         self.dropped = 0
         self.parcel: Parcel | None = None
+        self.ahead = 0  # entries waiting before this batch when it was queued
 
     def settle(self, written: int, dropped: int) -> None:
         self.open -= written + dropped
@@ -207,6 +210,7 @@ class Delivery:
             return ticket
         parcel = Parcel(entries, ticket)
         with self._lock:
+            ticket.ahead = self._waiting_records
             self._waiting.append(parcel)
             self._waiting_records += parcel.live
             self._waiting_bytes += parcel.size
@@ -218,11 +222,14 @@ class Delivery:
         """Wait for ``ticket``'s batch as long as a healthy Redis needs; True if it was all written.
 
         It waits up to ``HANDOFF_TIMEOUT_S`` for the sender to take the batch, then for as long as
-        the round trip carrying it goes about as fast as round trips have been going. It stops at
-        once when an attempt failed or the round trip in flight stalled: the batch stays queued
-        and the sender keeps at it.
+        the round trip carrying it goes about as fast as round trips have been going. It does not
+        wait when an attempt failed, when the round trip in flight stalled, or when the batch
+        queued behind more than one round trip holds (a backlog drains without holding up the
+        SDK's thread): the batch stays queued and the sender keeps at it.
         """
         taken_by = self._clock() + HANDOFF_TIMEOUT_S
+        if ticket.parcel is not None and ticket.ahead + ticket.parcel.live > MAX_TRIP_ENTRIES:
+            return False
         with self._changed:
             while ticket.open > 0:
                 if self._failures:
@@ -240,7 +247,7 @@ class Delivery:
     def _stall_after(self) -> float:
         """Seconds after its start when the round trip in flight counts as stalled (lock held)."""
         if self._seconds_per_entry is None:
-            return HANDOFF_TIMEOUT_S
+            return FIRST_TRIP_STALL_S
         return max(HANDOFF_TIMEOUT_S, STALL_FACTOR * self._seconds_per_entry * self._trip_entries)
 
     def wait_idle(self, timeout: float) -> bool:
