@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from otel_redis_exporter._metrics import ExporterMetrics
 from otel_redis_exporter._write.attempt import WriteResult
 from otel_redis_exporter._write.delivery import (
+    HANDOFF_TIMEOUT_S,
     MAX_TRIP_ENTRIES,
     SHUTDOWN_PATIENCE_S,
     Delivery,
@@ -73,9 +76,9 @@ def test_failed_entries_go_back_to_the_front_in_order() -> None:
     assert trip is not None
     queue.submit(entries("new"))
     queue.settle(trip, WriteResult(count=3, entry_ids={1: "1-0"}, reason="lost"))
-    assert not ticket.wait(0)
+    assert ticket.open == 2
     assert bodies(queue) == ["old1", "old3", "new"]
-    assert ticket.wait(0)
+    assert (ticket.open, ticket.dropped) == (0, 0)
 
 
 def test_refused_entries_are_dropped_and_counted_by_error_type() -> None:
@@ -87,7 +90,7 @@ def test_refused_entries_are_dropped_and_counted_by_error_type() -> None:
     settled = queue.settle(trip, WriteResult(count=2, entry_ids={0: "1-0"}, rejected={1: "WRONGTYPE"}))
     assert settled.written == 1
     assert settled.dropped == {"WRONGTYPE": 1}
-    assert ticket.wait(0) is False
+    assert (ticket.open, ticket.dropped) == (0, 1)
     assert queue.take() is None
 
 
@@ -107,7 +110,7 @@ def test_a_new_batch_never_pushes_itself_out() -> None:
     queue.submit(entries("older"))
     newest = queue.submit(entries("newest"))
     assert bodies(queue) == ["newest"]
-    assert newest.wait(0)
+    assert (newest.open, newest.dropped) == (0, 0)
 
 
 def test_unconfirmed_entries_are_never_dropped_by_the_bounds() -> None:
@@ -132,25 +135,49 @@ def test_give_up_counts_unsent_as_shutdown_and_sent_as_unconfirmed() -> None:
     ticket = queue.submit(entries("queued1", "queued2"))
     assert queue.give_up() == {"unconfirmed": 1, "shutdown": 2}
     assert queue.queued == (0, 0)
-    assert ticket.wait(0) is False
+    assert (ticket.open, ticket.dropped) == (0, 2)
 
 
-def test_handoff_is_skipped_while_failing_or_stalled() -> None:
-    """export() waits only while the sender is healthy and its round trip is young."""
+def test_handoff_is_true_once_the_batch_is_written() -> None:
+    """export()'s wait ends with True when its whole batch was written."""
+    queue = delivery()
+    ticket = queue.submit(entries("a", "b"))
+    assert bodies(queue) == ["a", "b"]
+    assert queue.handoff(ticket) is True
+
+
+def test_handoff_ends_at_once_while_the_sender_is_failing() -> None:
+    """After a failed attempt export() does not wait: the batch stays queued."""
+    queue = delivery()
+    queue.submit(entries("a"))
+    trip = queue.take()
+    assert trip is not None
+    queue.settle(trip, WriteResult(count=1, reason="no reply"))
+    ticket = queue.submit(entries("b"))
+    assert queue.handoff(ticket) is False
+    assert queue.queued[0] == 2
+
+
+def test_handoff_ends_when_the_round_trip_stalls() -> None:
+    """A round trip far slower than the ones before it counts as stalled: export() stops waiting."""
     clock = Clock()
     queue = delivery(clock=clock)
-    queue.submit(entries("a"))
-    assert queue.handoff_timeout() > 0
+    queue.submit(entries("warm-up"))
+    assert bodies(queue) == ["warm-up"]  # settles in no time on this clock
+    ticket = queue.submit(entries("stuck"))
+    assert queue.take() is not None
+    clock.now += HANDOFF_TIMEOUT_S  # the round trip has waited as long as the hand-off allows
+    assert queue.handoff(ticket) is False
+
+
+def test_handoff_of_a_refused_batch_is_false() -> None:
+    """A batch with a record refused for good is not reported written."""
+    queue = delivery()
+    ticket = queue.submit(entries("a"))
     trip = queue.take()
     assert trip is not None
-    clock.now += 1.0  # the round trip has waited far longer than a healthy one
-    assert queue.handoff_timeout() == 0
-    queue.settle(trip, WriteResult(count=1, reason="no reply"))
-    assert queue.handoff_timeout() == 0  # the last attempt failed
-    trip = queue.take()
-    assert trip is not None
-    queue.settle(trip, WriteResult(count=1, entry_ids={0: "1-0"}))
-    assert queue.handoff_timeout() > 0
+    queue.settle(trip, WriteResult(count=1, rejected={0: "WRONGTYPE"}))
+    assert queue.handoff(ticket) is False
 
 
 def test_closing_gives_up_after_the_patience_without_progress() -> None:
@@ -177,3 +204,42 @@ def test_wait_idle_is_true_only_when_nothing_is_queued_or_in_flight() -> None:
     assert not queue.wait_idle(0)
     assert bodies(queue) == ["a"]
     assert queue.wait_idle(0)
+
+
+def test_handoff_does_not_wait_behind_a_stalled_round_trip() -> None:
+    """A batch queued behind a stalled round trip: export() returns at once, not after a wait."""
+    clock = Clock()
+    queue = delivery(clock=clock)
+    queue.submit(entries("warm-up"))
+    assert bodies(queue) == ["warm-up"]
+    queue.submit(entries("stuck"))
+    assert queue.take() is not None
+    clock.now += HANDOFF_TIMEOUT_S
+    queued = queue.submit(entries("behind"))
+    assert queue.handoff(queued) is False
+
+
+def test_closing_lets_a_round_trip_that_is_not_stalled_finish() -> None:
+    """A large round trip still going at the usual pace is progress: shutdown waits for it."""
+    clock = Clock()
+    queue = delivery(max_records=100_000, clock=clock)
+    queue.submit(entries("warm-up"))
+    trip = queue.take()
+    assert trip is not None
+    clock.now += 0.1  # 0.1 s per entry: a slow machine
+    queue.settle(trip, WriteResult(count=1, entry_ids={0: "1-0"}))
+    queue.submit(entries(*map(str, range(100))))
+    assert queue.take() is not None
+    queue.begin_close(deadline=clock.now + 60)
+    assert queue.give_up_at() > clock.now + SHUTDOWN_PATIENCE_S
+    assert queue.give_up_at() <= clock.now + 60
+
+
+def test_handoff_does_not_wait_behind_a_backlog() -> None:
+    """A batch that cannot go out in the next round trip: export() returns at once."""
+    queue = delivery(max_records=10 * MAX_TRIP_ENTRIES)
+    queue.submit(entries(*map(str, range(MAX_TRIP_ENTRIES))))
+    behind = queue.submit(entries("behind"))
+    started = time.monotonic()
+    assert queue.handoff(behind) is False
+    assert time.monotonic() - started < HANDOFF_TIMEOUT_S

@@ -208,10 +208,10 @@ class RedisLogExporter(LogRecordExporter):
         """Hand ``batch`` to the sender, one entry per record; never raises, never waits long.
 
         Returns SUCCESS once every record of the batch is in Redis. FAILURE when the exporter is
-        shut down, when a record was refused or dropped, or when the batch is not written within
-        the short hand-off (``HANDOFF_TIMEOUT_S``; no wait at all while Redis is failing): its
-        records then stay queued, the sender keeps sending them, and each ends written or
-        counted as dropped in ``stats()``.
+        shut down, when a record was refused or dropped, or when Redis does not take the batch
+        about as fast as it has been taking round trips (``Delivery.handoff``: 0.25 s at least,
+        no wait at all while Redis is failing): the records then stay queued, the sender keeps
+        sending them, and each ends written or counted as dropped in ``stats()``.
         """
         if self._closed:
             return LogRecordExportResult.FAILURE
@@ -223,7 +223,7 @@ class RedisLogExporter(LogRecordExporter):
             with instrumentation_suppressed():  # starting the sender logs too (asyncio, at DEBUG)
                 records = [record for record in batch if not is_own(record)]
                 ticket = self._sender.submit(self._encode(records, time.time_ns(), _new_uid_prefix()))
-            written = ticket.wait(self._delivery.handoff_timeout())
+            written = self._delivery.handoff(ticket)
         except Exception:
             logger.exception("Unexpected error while exporting %d log records to Redis", len(batch))
             written = False

@@ -19,6 +19,7 @@ SDK's; one lock keeps the books.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -33,10 +34,15 @@ MAX_TRIP_ENTRIES = 8192
 MAX_TRIP_BYTES = 8 * 1024 * 1024
 # Entry overhead beyond its field text (stream entry, bookkeeping), in bytes.
 ENTRY_OVERHEAD_BYTES = 64
-# How long export() waits for its batch to be written while the sender is healthy. A healthy
-# round trip takes milliseconds, so this is never reached then; when the server stalls, the
-# SDK's worker thread is back within this and its queue does not overflow.
+# How long export() waits for the sender to take its batch, and at least how long it waits for the
+# round trip that carries it. A healthy round trip takes milliseconds; when the server stalls, the
+# SDK's worker thread is back within about this, before its queue (2,048 records) overflows.
 HANDOFF_TIMEOUT_S = 0.25
+# A round trip counts as stalled once it takes this many times longer than round trips have been
+# taking (per entry), and at least HANDOFF_TIMEOUT_S: a busy machine is slow, not stalled.
+STALL_FACTOR = 4.0
+# Before any round trip has finished (connecting included), one counts as stalled after this.
+FIRST_TRIP_STALL_S = 1.0
 # At shutdown, give up once the server has taken nothing for this long.
 SHUTDOWN_PATIENCE_S = 1.0
 
@@ -55,32 +61,28 @@ def _severity(fields: EntryFields) -> int:
 
 
 class Ticket:
-    """One export's batch: done when every entry is settled; ``ok`` when all were written."""
+    """One export's batch: how many of its entries are still open, and how many were dropped.
 
-    __slots__ = ("_done", "_dropped", "_open")
+    Changed under the delivery's lock only; ``Delivery.handoff`` waits on it.
+    """
+
+    __slots__ = ("ahead", "dropped", "open", "parcel")
 
     def __init__(self, count: int) -> None:
-        self._open = count
-        self._dropped = 0
-        self._done = threading.Event()
-        if not count:
-            self._done.set()
+        self.open = count
+        self.dropped = 0
+        self.parcel: Parcel | None = None
+        self.ahead = 0  # entries waiting before this batch when it was queued
 
     def settle(self, written: int, dropped: int) -> None:
-        self._open -= written + dropped
-        self._dropped += dropped
-        if self._open <= 0:
-            self._done.set()
-
-    def wait(self, timeout: float) -> bool:
-        """True when every entry was written within ``timeout`` seconds."""
-        return self._done.wait(max(timeout, 0.0)) and not self._dropped
+        self.open -= written + dropped
+        self.dropped += dropped
 
 
 class Parcel:
     """The entries of one export that are not settled yet (``None`` in place of settled ones)."""
 
-    __slots__ = ("by_severity", "items", "live", "size", "sizes", "ticket", "unconfirmed")
+    __slots__ = ("by_severity", "in_flight", "items", "live", "size", "sizes", "ticket", "unconfirmed")
 
     def __init__(self, entries: Entries, ticket: Ticket) -> None:
         self.items: list[Item | None] = [(key, fields) for key, group in entries.items() for fields in group]
@@ -88,6 +90,8 @@ class Parcel:
         self.size = sum(self.sizes)
         self.live = len(self.items)
         self.ticket = ticket
+        ticket.parcel = self
+        self.in_flight = False
         self.unconfirmed: set[int] = set()
         # Built on the first eviction only: severity -> indices, oldest first.
         self.by_severity: dict[int, deque[int]] | None = None
@@ -178,7 +182,8 @@ class Delivery:
         self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        # Notified whenever the books change: a round trip taken or settled, entries given up.
+        self._changed = threading.Condition(self._lock)
         self._waiting: deque[Parcel] = deque()
         self._waiting_records = 0
         self._waiting_bytes = 0
@@ -186,6 +191,8 @@ class Delivery:
         self._in_flight_bytes = 0
         self._failures = 0
         self._trip_started: float | None = None
+        self._trip_entries = 0
+        self._seconds_per_entry: float | None = None  # of recent round trips, for stall detection
         self._closing_at: float | None = None
         self._close_deadline = float("inf")
         self._last_progress = 0.0
@@ -203,6 +210,7 @@ class Delivery:
             return ticket
         parcel = Parcel(entries, ticket)
         with self._lock:
+            ticket.ahead = self._waiting_records
             self._waiting.append(parcel)
             self._waiting_records += parcel.live
             self._waiting_bytes += parcel.size
@@ -210,20 +218,44 @@ class Delivery:
         self.wake()
         return ticket
 
-    def handoff_timeout(self) -> float:
-        """How long export() should wait for its batch: not at all while the sender is failing,
-        or while its round trip in flight already waits longer than a healthy one ever does."""
-        with self._lock:
-            if self._failures:
-                return 0.0
-            if self._trip_started is not None and self._clock() - self._trip_started > HANDOFF_TIMEOUT_S:
-                return 0.0
-        return HANDOFF_TIMEOUT_S
+    def handoff(self, ticket: Ticket) -> bool:
+        """Wait for ``ticket``'s batch as long as a healthy Redis needs; True if it was all written.
+
+        It waits up to ``HANDOFF_TIMEOUT_S`` for the sender to take the batch, then for as long as
+        the round trip carrying it goes about as fast as round trips have been going. It does not
+        wait when an attempt failed, when the round trip in flight stalled, or when the batch
+        queued behind more than one round trip holds (a backlog drains without holding up the
+        SDK's thread): the batch stays queued and the sender keeps at it.
+        """
+        taken_by = self._clock() + HANDOFF_TIMEOUT_S
+        if ticket.parcel is not None and ticket.ahead + ticket.parcel.live > MAX_TRIP_ENTRIES:
+            return False
+        with self._changed:
+            while ticket.open > 0:
+                if self._failures:
+                    return False
+                started = self._trip_started
+                stalled_at = math.inf if started is None else started + self._stall_after()
+                parcel = ticket.parcel
+                until = stalled_at if parcel is not None and parcel.in_flight else min(taken_by, stalled_at)
+                left = until - self._clock()
+                if left <= 0:
+                    return False
+                self._changed.wait(left)
+            return not ticket.dropped
+
+    def _stall_after(self) -> float:
+        """Seconds after its start when the round trip in flight counts as stalled (lock held)."""
+        if self._seconds_per_entry is None:
+            return FIRST_TRIP_STALL_S
+        return max(HANDOFF_TIMEOUT_S, STALL_FACTOR * self._seconds_per_entry * self._trip_entries)
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or in flight; False if ``timeout`` passed first."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._waiting and not self._in_flight, max(timeout, 0.0))
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: not self._waiting and not self._in_flight, max(timeout, 0.0)
+            )
 
     @property
     def queued(self) -> tuple[int, int]:
@@ -255,7 +287,10 @@ class Delivery:
             self._waiting_records -= records
             self._waiting_bytes -= size
             self._in_flight, self._in_flight_bytes = records, size
-            self._trip_started = self._clock()
+            self._trip_started, self._trip_entries = self._clock(), records
+            for parcel in parcels:
+                parcel.in_flight = True
+            self._changed.notify_all()
         self._metrics.inflight(records)
         return _trip(parcels)
 
@@ -270,19 +305,25 @@ class Delivery:
                     parcel.items, parcel.live, parcel.size = [], 0, 0
             else:
                 self._settle_each(trip, result, settled)
+            for parcel in trip.parcels:
+                parcel.in_flight = False
             back = [parcel for parcel in trip.parcels if parcel.live]
             settled.retrying = sum(parcel.live for parcel in back)
             self._waiting.extendleft(reversed(back))
             self._waiting_records += settled.retrying
             self._waiting_bytes += sum(parcel.size for parcel in back)
             self._in_flight = self._in_flight_bytes = 0
-            self._trip_started = None
             if settled.written:
-                self._last_progress = self._clock()
+                self._last_progress = now = self._clock()
+                if self._trip_started is not None:
+                    took = (now - self._trip_started) / max(trip.count, 1)
+                    last = self._seconds_per_entry
+                    self._seconds_per_entry = took if last is None else 0.8 * last + 0.2 * took
+            self._trip_started = None
             self._failures = 0 if result.ok or settled.written else self._failures + 1
             for reason, count in self._enforce_bounds(keep=None).items():
                 settled.dropped[reason] = settled.dropped.get(reason, 0) + count
-            self._idle.notify_all()
+            self._changed.notify_all()
         self._metrics.inflight(-trip.count)
         self._metrics.written(settled.written)
         for reason, count in settled.dropped.items():
@@ -350,12 +391,15 @@ class Delivery:
 
     def give_up_at(self) -> float:
         """When a closing sender stops trying: the close deadline, or ``SHUTDOWN_PATIENCE_S``
-        after the server last took anything (or after closing began)."""
+        after the server last took anything (or after closing began). A round trip in flight that
+        is not stalled yet counts as progress: a large one on a busy machine is let finish."""
         with self._lock:
             if self._closing_at is None:
-                return float("inf")
-            since = max(self._closing_at, self._last_progress)
-            return min(self._close_deadline, since + SHUTDOWN_PATIENCE_S)
+                return math.inf
+            patience_ends = max(self._closing_at, self._last_progress) + SHUTDOWN_PATIENCE_S
+            if self._trip_started is not None:
+                patience_ends = max(patience_ends, self._trip_started + self._stall_after())
+            return min(self._close_deadline, patience_ends)
 
     def give_up(self) -> dict[str, int]:
         """Drop everything waiting (at shutdown or after fork); return the counts by reason."""
@@ -370,7 +414,7 @@ class Delivery:
                 parcel.ticket.settle(0, len(live))
             self._waiting.clear()
             self._waiting_records = self._waiting_bytes = 0
-            self._idle.notify_all()
+            self._changed.notify_all()
         for reason, count in counts.items():
             self._metrics.dropped(count, reason)
         return counts
@@ -378,7 +422,7 @@ class Delivery:
     def forget(self) -> None:
         """In a forked child: the parent's entries are the parent's to write; start empty."""
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)
         self._waiting = deque()
         self._waiting_records = self._waiting_bytes = 0
         self._in_flight = self._in_flight_bytes = 0
