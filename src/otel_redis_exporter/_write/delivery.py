@@ -41,8 +41,6 @@ HANDOFF_TIMEOUT_S = 0.25
 # A round trip counts as stalled once it takes this many times longer than round trips have been
 # taking (per entry), and at least HANDOFF_TIMEOUT_S: a busy machine is slow, not stalled.
 STALL_FACTOR = 4.0
-# Before any round trip has finished (connecting included), one counts as stalled after this.
-FIRST_TRIP_STALL_S = 1.0
 # At shutdown, give up once the server has taken nothing for this long.
 SHUTDOWN_PATIENCE_S = 1.0
 
@@ -247,7 +245,9 @@ class Delivery:
     def _stall_after(self) -> float:
         """Seconds after its start when the round trip in flight counts as stalled (lock held)."""
         if self._seconds_per_entry is None:
-            return FIRST_TRIP_STALL_S
+            # The first round trip also connects, and may meet a server that is already frozen:
+            # the SDK's queue must not overflow then either.
+            return HANDOFF_TIMEOUT_S
         return max(HANDOFF_TIMEOUT_S, STALL_FACTOR * self._seconds_per_entry * self._trip_entries)
 
     def wait_idle(self, timeout: float) -> bool:
