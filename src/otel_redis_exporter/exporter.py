@@ -208,10 +208,10 @@ class RedisLogExporter(LogRecordExporter):
         """Hand ``batch`` to the sender, one entry per record; never raises, never waits long.
 
         Returns SUCCESS once every record of the batch is in Redis. FAILURE when the exporter is
-        shut down, when a record was refused or dropped, or when Redis does not take the batch
-        about as fast as it has been taking round trips (``Delivery.handoff``: 0.25 s at least,
-        no wait at all while Redis is failing): the records then stay queued, the sender keeps
-        sending them, and each ends written or counted as dropped in ``stats()``.
+        shut down, when a record was refused or dropped, or when Redis stops answering for the
+        hand-off (``Delivery.handoff``: 0.25 s without a reply; no wait at all while Redis is
+        failing): the records then stay queued, the sender keeps sending them, and each ends
+        written or counted as dropped in ``stats()``.
         """
         if self._closed:
             return LogRecordExportResult.FAILURE
@@ -240,7 +240,7 @@ class RedisLogExporter(LogRecordExporter):
         """Write what is queued, then close the connections (and the loop thread); idempotent.
 
         The queue drains while Redis takes it, for up to ``timeout_millis``. Once Redis has taken
-        nothing for ``SHUTDOWN_PATIENCE_S`` (1 s: refused, unreachable or frozen), the rest is
+        nothing for ``SHUTDOWN_PATIENCE_S`` (0.75 s: refused, unreachable or frozen), the rest is
         given up, counted in ``stats()`` and logged. Exports after this return FAILURE without I/O.
         """
         if self._closed:

@@ -130,7 +130,11 @@ def outcome(
     return result
 
 
-def read_replies(count: int, read: Callable[[], Any]) -> tuple[list[Any], BaseException | None]:
+Heard = Callable[[], None]
+"""Told of every reply as it comes: the sign that the server is alive (``Delivery.heard``)."""
+
+
+def read_replies(count: int, read: Callable[[], Any], heard: Heard) -> tuple[list[Any], BaseException | None]:
     """``count`` replies; an error reply is kept in its place (it was read whole, the
     connection is still in step). When the connection itself fails, the replies read so far
     stand, the rest are that failure, and it is returned second (the connection is broken)."""
@@ -143,10 +147,13 @@ def read_replies(count: int, read: Callable[[], Any]) -> tuple[list[Any], BaseEx
         except Exception as error:
             replies.extend([error] * (count - len(replies)))
             return replies, error
+        heard()
     return replies, None
 
 
-async def read_replies_async(count: int, read: Callable[[], Any]) -> tuple[list[Any], BaseException | None]:
+async def read_replies_async(
+    count: int, read: Callable[[], Any], heard: Heard
+) -> tuple[list[Any], BaseException | None]:
     """The async twin of ``read_replies``."""
     replies: list[Any] = []
     for _ in range(count):
@@ -157,15 +164,17 @@ async def read_replies_async(count: int, read: Callable[[], Any]) -> tuple[list[
         except Exception as error:
             replies.extend([error] * (count - len(replies)))
             return replies, error
+        heard()
     return replies, None
 
 
 class WriterBase:
     """Everything a writer does but I/O: commands, shards, WAIT, the trace index."""
 
-    def __init__(self, config: ExporterConfig, *, clock: Clock) -> None:
+    def __init__(self, config: ExporterConfig, *, clock: Clock, heard: Heard) -> None:
         self._config = config
         self._clock = clock
+        self._heard = heard
         self._index = TraceIndex.for_config(config)
         self._shards = ShardRouter(config.shards) if config.shards > 1 else None
 

@@ -34,15 +34,13 @@ MAX_TRIP_ENTRIES = 8192
 MAX_TRIP_BYTES = 8 * 1024 * 1024
 # Entry overhead beyond its field text (stream entry, bookkeeping), in bytes.
 ENTRY_OVERHEAD_BYTES = 64
-# How long export() waits for the sender to take its batch, and at least how long it waits for the
-# round trip that carries it. A healthy round trip takes milliseconds; when the server stalls, the
-# SDK's worker thread is back within about this, before its queue (2,048 records) overflows.
+# How long export() waits for the sender to take its batch, and how long a round trip may go
+# without any sign of the server (a reply) before export() stops waiting for it. A healthy server
+# answers within milliseconds; when it stalls, the SDK's worker thread is back within about this,
+# before its queue (2,048 records) overflows.
 HANDOFF_TIMEOUT_S = 0.25
-# A round trip counts as stalled once it takes this many times longer than round trips have been
-# taking (per entry), and at least HANDOFF_TIMEOUT_S: a busy machine is slow, not stalled.
-STALL_FACTOR = 4.0
 # At shutdown, give up once the server has taken nothing for this long.
-SHUTDOWN_PATIENCE_S = 1.0
+SHUTDOWN_PATIENCE_S = 0.75
 
 Item = tuple[str, EntryFields]
 
@@ -189,8 +187,8 @@ class Delivery:
         self._in_flight_bytes = 0
         self._failures = 0
         self._trip_started: float | None = None
-        self._trip_entries = 0
-        self._seconds_per_entry: float | None = None  # of recent round trips, for stall detection
+        # The last sign of the server in the round trip in flight: its start, then every reply.
+        self._heard_at = 0.0
         self._closing_at: float | None = None
         self._close_deadline = float("inf")
         self._last_progress = 0.0
@@ -233,7 +231,7 @@ class Delivery:
                 if self._failures:
                     return False
                 started = self._trip_started
-                stalled_at = math.inf if started is None else started + self._stall_after()
+                stalled_at = math.inf if started is None else self._heard_at + HANDOFF_TIMEOUT_S
                 parcel = ticket.parcel
                 until = stalled_at if parcel is not None and parcel.in_flight else min(taken_by, stalled_at)
                 left = until - self._clock()
@@ -242,13 +240,12 @@ class Delivery:
                 self._changed.wait(left)
             return not ticket.dropped
 
-    def _stall_after(self) -> float:
-        """Seconds after its start when the round trip in flight counts as stalled (lock held)."""
-        if self._seconds_per_entry is None:
-            # The first round trip also connects, and may meet a server that is already frozen:
-            # the SDK's queue must not overflow then either.
-            return HANDOFF_TIMEOUT_S
-        return max(HANDOFF_TIMEOUT_S, STALL_FACTOR * self._seconds_per_entry * self._trip_entries)
+    def heard(self) -> None:
+        """The server just answered something (a reply of the round trip in flight).
+
+        Called by the writers for every reply; no lock: one float, written by the sender only.
+        """
+        self._heard_at = self._clock()
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or in flight; False if ``timeout`` passed first."""
@@ -287,7 +284,7 @@ class Delivery:
             self._waiting_records -= records
             self._waiting_bytes -= size
             self._in_flight, self._in_flight_bytes = records, size
-            self._trip_started, self._trip_entries = self._clock(), records
+            self._trip_started = self._heard_at = self._clock()
             for parcel in parcels:
                 parcel.in_flight = True
             self._changed.notify_all()
@@ -314,11 +311,7 @@ class Delivery:
             self._waiting_bytes += sum(parcel.size for parcel in back)
             self._in_flight = self._in_flight_bytes = 0
             if settled.written:
-                self._last_progress = now = self._clock()
-                if self._trip_started is not None:
-                    took = (now - self._trip_started) / max(trip.count, 1)
-                    last = self._seconds_per_entry
-                    self._seconds_per_entry = took if last is None else 0.8 * last + 0.2 * took
+                self._last_progress = self._clock()
             self._trip_started = None
             self._failures = 0 if result.ok or settled.written else self._failures + 1
             for reason, count in self._enforce_bounds(keep=None).items():
@@ -391,15 +384,14 @@ class Delivery:
 
     def give_up_at(self) -> float:
         """When a closing sender stops trying: the close deadline, or ``SHUTDOWN_PATIENCE_S``
-        after the server last took anything (or after closing began). A round trip in flight that
-        is not stalled yet counts as progress: a large one on a busy machine is let finish."""
+        after the server last took or answered anything (or after closing began): a large round
+        trip whose replies keep coming on a busy machine is let finish."""
         with self._lock:
             if self._closing_at is None:
                 return math.inf
-            patience_ends = max(self._closing_at, self._last_progress) + SHUTDOWN_PATIENCE_S
-            if self._trip_started is not None:
-                patience_ends = max(patience_ends, self._trip_started + self._stall_after())
-            return min(self._close_deadline, patience_ends)
+            heard = self._heard_at if self._trip_started is not None else 0.0
+            since = max(self._closing_at, self._last_progress, heard)
+            return min(self._close_deadline, since + SHUTDOWN_PATIENCE_S)
 
     def give_up(self) -> dict[str, int]:
         """Drop everything waiting (at shutdown or after fork); return the counts by reason."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._client import bound_idle_timeouts, sentinel_pools
 from .._config import ExporterConfig
-from .attempt import Clock, Command, Pending
+from .attempt import Clock, Command, Heard, Pending
 from .single import AsyncWriter, SyncWriter
 
 # How often a Sentinel writer asks where the master is, besides after every failed attempt.
@@ -51,8 +51,8 @@ class _MasterCheck:
 class SyncSentinelWriter(SyncWriter):
     """Writes to the master the sentinels name; a master change drops the idle connections."""
 
-    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock) -> None:
-        super().__init__(config, pool, clock=clock)
+    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
+        super().__init__(config, pool, clock=clock, heard=heard)
         self._check = _MasterCheck(clock)
 
     def _send(self, commands: list[Command], timeout: float) -> list[Any]:
@@ -79,8 +79,8 @@ class SyncSentinelWriter(SyncWriter):
 class AsyncSentinelWriter(AsyncWriter):
     """The async twin of ``SyncSentinelWriter``."""
 
-    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock) -> None:
-        super().__init__(config, pool, clock=clock)
+    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
+        super().__init__(config, pool, clock=clock, heard=heard)
         self._check = _MasterCheck(clock)
 
     async def _send_by_key(self, pending: Pending, timeout: float) -> list[Any]:

@@ -31,6 +31,7 @@ from .._formats import EntryFields
 from .attempt import (
     Clock,
     Command,
+    Heard,
     Pending,
     WriterBase,
     WriteResult,
@@ -60,8 +61,8 @@ class InFlight:
 class SyncWriter(WriterBase):
     """Writes through a redis-py connection pool, on the sender thread."""
 
-    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock) -> None:
-        super().__init__(config, clock=clock)
+    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
+        super().__init__(config, clock=clock, heard=heard)
         self._pool = pool
         # Connections waiting for replies, for ``abort`` (called from another thread).
         self._busy: set[Any] = set()
@@ -115,7 +116,7 @@ class SyncWriter(WriterBase):
         """Read every reply of ``flight`` and give its connection back."""
         broken: BaseException | None = None
         try:
-            replies, broken = read_replies(flight.count, flight.connection.read_response)
+            replies, broken = read_replies(flight.count, flight.connection.read_response, self._heard)
         except BaseException as error:
             broken = error
             raise
@@ -150,8 +151,8 @@ class AsyncWriter(WriterBase):
     It lives on the exporter's event loop. Its ``abort`` is the sender cancelling the attempt.
     """
 
-    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock) -> None:
-        super().__init__(config, clock=clock)
+    def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
+        super().__init__(config, clock=clock, heard=heard)
         self._pool = pool
         self.unanswered = 0
         """Round trips sent whose replies are not all read: what a cancel leaves unconfirmed."""
@@ -217,7 +218,7 @@ class AsyncWriter(WriterBase):
             await connection.send_packed_command([pack(connection, commands)], check_health=False)
             # No timer per reply (math.inf): _send bounds the whole round trip with one.
             read = functools.partial(connection.read_response, timeout=math.inf)
-            replies, broken = await read_replies_async(len(commands), read)
+            replies, broken = await read_replies_async(len(commands), read, self._heard)
             if broken is not None:
                 await connection.disconnect()
             return replies

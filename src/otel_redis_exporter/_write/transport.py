@@ -31,7 +31,7 @@ from .._formats import Entries
 from .._log import logger
 from .._metrics import ExporterMetrics
 from .._redact import redact_url
-from .attempt import Clock, WriteResult, backoff
+from .attempt import Clock, Heard, WriteResult, backoff
 from .cluster import AsyncClusterWriter, SyncClusterWriter
 from .delivery import Delivery, Ticket, Trip
 from .loop import LoopThread, keep_after_fork
@@ -45,16 +45,16 @@ ABORT_GRACE_S = 0.5
 PoolFactory = Callable[[ExporterConfig], Any]
 
 
-def sync_writer(config: ExporterConfig, pool: Any, *, clock: Clock) -> SyncWriter:
+def sync_writer(config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> SyncWriter:
     """The sync writer for ``config``'s deployment, on ``pool`` from ``make_pool``."""
     kind = SyncClusterWriter if config.cluster else SyncSentinelWriter if config.sentinels else SyncWriter
-    return kind(config, pool, clock=clock)
+    return kind(config, pool, clock=clock, heard=heard)
 
 
-def async_writer(config: ExporterConfig, pool: Any, *, clock: Clock) -> AsyncWriter:
+def async_writer(config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> AsyncWriter:
     """The async writer for ``config``'s deployment, on ``pool`` from ``make_async_pool``."""
     kind = AsyncClusterWriter if config.cluster else AsyncSentinelWriter if config.sentinels else AsyncWriter
-    return kind(config, pool, clock=clock)
+    return kind(config, pool, clock=clock, heard=heard)
 
 
 class SenderBase:
@@ -193,7 +193,8 @@ class ThreadSender(SenderBase):
     def _write(self, trip: Trip) -> WriteResult:
         try:
             if self._writer is None:
-                self._writer = sync_writer(self._config, self._pool_factory(self._config), clock=self._clock)
+                pool = self._pool_factory(self._config)
+                self._writer = sync_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
             return self._writer.write(trip.entries, self._attempt_timeout())
         except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
             logger.exception("Unexpected error while writing log records to Redis")
@@ -219,7 +220,7 @@ class ThreadSender(SenderBase):
                 # The round trip in flight waits on a server that does not answer: end it.
                 if self._writer is not None:
                     self._writer.abort()
-                thread.join(ABORT_GRACE_S)
+                thread.join(max(deadline - self._clock(), ABORT_GRACE_S))
                 break
             thread.join(give_up_at - now)
         return not thread.is_alive()
@@ -282,7 +283,8 @@ class LoopSender(SenderBase):
     async def _write(self, trip: Trip) -> WriteResult:
         try:
             if self._writer is None:
-                self._writer = async_writer(self._config, self._pool_factory(self._config), clock=self._clock)
+                pool = self._pool_factory(self._config)
+                self._writer = async_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
             # A task of its own, unlike the sync twin: close() cuts it short by cancelling it.
             self._attempt = asyncio.ensure_future(self._writer.write(trip.entries, self._attempt_timeout()))
             return await self._attempt
@@ -326,7 +328,7 @@ class LoopSender(SenderBase):
             now, give_up_at = self._clock(), self._delivery.give_up_at()
             if now >= give_up_at:
                 self._loop.call_soon(self._abort)
-                concurrent.futures.wait([future], ABORT_GRACE_S)
+                concurrent.futures.wait([future], max(deadline - self._clock(), ABORT_GRACE_S))
                 break
             concurrent.futures.wait([future], give_up_at - now)
         return self._loop.stop(None, max(deadline - self._clock(), ABORT_GRACE_S))
