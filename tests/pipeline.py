@@ -134,6 +134,14 @@ class Pipeline:
             assert time.monotonic() < deadline, f"the application logged {self.emitted} of {target}"
             time.sleep(0.01)
 
+    def hold(self, seconds: float) -> None:
+        """Let ``seconds`` of wall time pass while the application logs (how long a fault lasts)."""
+        assert self._thread is not None, "start() the application first"
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            assert self._thread.is_alive(), "the application stopped logging"
+            time.sleep(0.01)
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
