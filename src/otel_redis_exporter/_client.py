@@ -46,6 +46,10 @@ def connection_kwargs(config: ExporterConfig, retry: Any) -> dict[str, Any]:
         "retry": retry,
         "retry_on_timeout": False,
         "health_check_interval": 0,
+        # RESP2, as redis-py before 8 spoke by default: an XADD's, WAIT's and error's replies are
+        # the same in RESP3, RESP2 has no push messages to interleave, and the compiled fast path
+        # reads RESP2 (a ?protocol=3 in the URL still wins, and then redis-py reads the replies).
+        "protocol": 2,
         **_NO_CLIENT_SETINFO,
     }
 

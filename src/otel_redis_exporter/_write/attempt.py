@@ -9,22 +9,30 @@ server before the failure (the reply never came) is marked unconfirmed: sending 
 duplicate it, which readers undo by ``log.record.uid``, and it is never dropped as if it had
 not landed.
 
+Packing and reading replies have a compiled fast path (``_speedups``, when it is built): the
+XADDs of a round trip become one buffer in one call, and the replies are parsed from the socket's
+bytes in one call per read. It writes the same bytes and gives the same replies as the pure path,
+which takes over wherever the fast path declines.
+
 No retry loop here: the sender owns retries and the backoff between attempts (``backoff()``).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from redis import exceptions as rex
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ResponseError
 
 from .._config import ExporterConfig
 from .._errors import NotReplicatedError, Outcome, classify, describe, error_type, maybe_landed
+from .._fast import speedups
 from .._formats import EntryFields
 from .._index import TraceIndex
 from .._keys import ShardRouter
@@ -48,10 +56,26 @@ WAIT_TIMEOUT_CAP_S = 1.0
 # A server answers WAIT up to one event-loop tick (100 ms at the default hz 10) after its timeout.
 WAIT_REPLY_GRACE_S = 0.2
 
+# One read from the socket while replies are parsed on the fast path (bytes).
+READ_SIZE = 65536
+
 Command = tuple[str | bytes, ...]
 Clock = Callable[[], float]
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """``count`` commands already packed into one RESP buffer (the fast path's XADDs)."""
+
+    data: bytes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def backoff() -> EqualJitterBackoff:
@@ -92,12 +116,7 @@ def xadd_commands(
     entries: Mapping[str, Sequence[EntryFields]], config: ExporterConfig, now_ms: int
 ) -> list[Command]:
     """One ``XADD`` per entry, with the configured trimming."""
-    if config.maxlen:
-        trim: tuple[str, ...] = ("MAXLEN", "~", str(config.maxlen))
-    elif config.retention_s is not None:
-        trim = ("MINID", "~", f"{max(now_ms - int(config.retention_s * 1000), 0)}-0")
-    else:
-        trim = ()
+    trim = trim_arguments(config, now_ms)
     return [
         ("XADD", key, *trim, "*", *chain.from_iterable(fields.items()))
         for key, key_entries in entries.items()
@@ -105,17 +124,50 @@ def xadd_commands(
     ]
 
 
-def pack(connection: Any, commands: Sequence[Command]) -> bytes:
+def trim_arguments(config: ExporterConfig, now_ms: int) -> tuple[str, ...]:
+    """The trimming arguments of every ``XADD``: ``MAXLEN ~ N``, ``MINID ~ id`` or none."""
+    if config.maxlen:
+        return ("MAXLEN", "~", str(config.maxlen))
+    if config.retention_s is not None:
+        return ("MINID", "~", f"{max(now_ms - int(config.retention_s * 1000), 0)}-0")
+    return ()
+
+
+def pack_xadds(
+    entries: Mapping[str, Sequence[EntryFields]], config: ExporterConfig, now_ms: int
+) -> Packed | None:
+    """``pack(connection, xadd_commands(entries, config, now_ms))`` in one call on the fast path,
+    without building the commands; None when the fast path is off or declines (the caller then
+    builds the commands)."""
+    if speedups is None:
+        return None
+    try:
+        data = speedups.pack_xadds(entries, trim_arguments(config, now_ms))
+    except Exception as error:  # a type it does not pack: the pure path decides what to do with it
+        logger.debug("Packing on the pure-Python path: %r", error)
+        return None
+    return Packed(data, sum(len(key_entries) for key_entries in entries.values()))
+
+
+def pack(connection: Any, commands: Sequence[Command] | Packed) -> bytes:
     """Every command in one buffer (RESP), to go out in one write."""
+    if isinstance(commands, Packed):
+        return commands.data
+    if speedups is not None:
+        try:
+            return speedups.pack_commands(commands)
+        except Exception as error:  # as in pack_xadds
+            logger.debug("Packing on the pure-Python path: %r", error)
     if _pack_in_c is not None:
         return b"".join([_pack_in_c(command) for command in commands])
     return b"".join(connection.pack_commands(commands))
 
 
-def outcome(pending: Pending, replies: Sequence[Any], count: int) -> WriteResult:
-    """Fold one attempt's replies (an exception in place of each failed one) into a result."""
-    result = WriteResult(count=count)
-    for (position, _), reply in zip(pending, replies, strict=True):
+def outcome(positions: Sequence[int], replies: Sequence[Any]) -> WriteResult:
+    """Fold one attempt's replies (an exception in place of each failed one) into a result;
+    ``positions``: each reply's entry's position in the batch."""
+    result = WriteResult(count=len(positions))
+    for position, reply in zip(positions, replies, strict=True):
         if not isinstance(reply, BaseException):
             result.entry_ids[position] = reply.decode() if isinstance(reply, bytes) else str(reply)
             continue
@@ -144,6 +196,66 @@ def read_replies(count: int, read: Callable[[], Any]) -> tuple[list[Any], BaseEx
     return replies, None
 
 
+def reads_at_once(connection: Any) -> bool:
+    """Whether ``read_replies_at_once`` can read ``connection``'s replies: the fast path is on,
+    the connection speaks RESP2 over a socket of its own, and its parser holds no bytes."""
+    if speedups is None or getattr(connection, "_sock", None) is None:
+        return False
+    if getattr(connection, "protocol", 2) not in (2, "2", None):
+        return False
+    parser = getattr(connection, "_parser", None)
+    reader: Any = getattr(parser, "_reader", None)
+    if hasattr(reader, "has_data"):  # hiredis
+        return not reader.has_data() and getattr(parser, "_next_response", False) is False
+    buffer: Any = getattr(parser, "_buffer", None)  # redis-py's PythonParser: a SocketBuffer
+    return hasattr(buffer, "unread_bytes") and buffer.unread_bytes() == 0
+
+
+def read_replies_at_once(connection: Any, count: int) -> tuple[list[Any], BaseException | None]:
+    """``read_replies(count, connection.read_response)`` on the fast path: the replies are read
+    from the socket and parsed in one call per read, errors made and kept or raised as redis-py's
+    parser would (an error reply redis-py raises as a connection error breaks the connection)."""
+    if speedups is None:  # callers ask reads_at_once first
+        return read_replies(count, connection.read_response)
+    replies: list[Any] = []
+    data = b""
+    offset = 0
+    broken: BaseException | None = None
+    try:
+        while len(replies) < count:
+            chunk = connection._sock.recv(READ_SIZE)
+            if not chunk:
+                raise rex.ConnectionError("Connection closed by server.")
+            data = data[offset:] + chunk if offset < len(data) else chunk
+            parsed, offset = speedups.parse_replies(data, 0, count - len(replies))
+            replies.extend(parsed)
+        if offset != len(data):  # more than was asked for: the connection is out of step
+            broken = rex.InvalidResponse(f"{len(data) - offset} unexpected bytes after the replies")
+    except TimeoutError:
+        broken = rex.TimeoutError(f"Timeout reading from {_host(connection)}")
+    except ValueError as error:  # the extension's protocol errors
+        broken = rex.InvalidResponse(f"{error} from {_host(connection)}")
+    except rex.RedisError as error:
+        broken = error
+    except OSError as error:
+        broken = rex.ConnectionError(f"Error while reading from {_host(connection)} : {error.args}")
+    for position, reply in enumerate(replies):
+        if isinstance(reply, str):  # an error reply
+            made: BaseException = connection._parser.parse_error(reply)
+            if not isinstance(made, ResponseError):  # redis-py raises these: the rest is lost
+                replies[position:] = [made] * (count - position)
+                return replies, made
+            replies[position] = made
+    if broken is not None:
+        replies.extend([broken] * (count - len(replies)))
+    return replies, broken
+
+
+def _host(connection: Any) -> str:
+    """The server, as redis-py names it in its own read errors."""
+    return str(connection._host_error()) if hasattr(connection, "_host_error") else "the server"
+
+
 async def read_replies_async(count: int, read: Callable[[], Any]) -> tuple[list[Any], BaseException | None]:
     """The async twin of ``read_replies``."""
     replies: list[Any] = []
@@ -161,19 +273,38 @@ async def read_replies_async(count: int, read: Callable[[], Any]) -> tuple[list[
 class WriterBase:
     """Everything a writer does but I/O: commands, shards, WAIT, the trace index."""
 
+    _packs_xadds = True
+    """Whether ``write`` may send the XADDs packed; False where each command is routed by its key."""
+
     def __init__(self, config: ExporterConfig, *, clock: Clock) -> None:
         self._config = config
         self._clock = clock
         self._index = TraceIndex.for_config(config)
         self._shards = ShardRouter(config.shards) if config.shards > 1 else None
 
-    def _pending(self, entries: Mapping[str, Sequence[EntryFields]]) -> Pending:
-        now_ms = time.time_ns() // 1_000_000
+    def _layout(
+        self, entries: Mapping[str, Sequence[EntryFields]]
+    ) -> tuple[Mapping[str, Sequence[EntryFields]], Sequence[int]]:
+        """The entries as written (by shard key when sharded) and each one's position in
+        ``entries``: sharding is the writer's business, not the caller's."""
         if self._shards is None:
-            return list(enumerate(xadd_commands(entries, self._config, now_ms)))
-        # Positions stay those of ``entries``: sharding is the writer's business, not the caller's.
-        sharded, positions = self._shards.split(entries)
-        return list(zip(positions, xadd_commands(sharded, self._config, now_ms), strict=True))
+            return entries, range(sum(len(key_entries) for key_entries in entries.values()))
+        return self._shards.split(entries)
+
+    def _xadds(
+        self, entries: Mapping[str, Sequence[EntryFields]]
+    ) -> tuple[Sequence[int], Packed | list[Command]]:
+        """Each entry's position and the ``XADD`` commands, packed when the fast path allows."""
+        now_ms = time.time_ns() // 1_000_000
+        written, positions = self._layout(entries)
+        packed = pack_xadds(written, self._config, now_ms) if self._packs_xadds else None
+        return positions, packed if packed is not None else xadd_commands(written, self._config, now_ms)
+
+    def _pending(self, entries: Mapping[str, Sequence[EntryFields]]) -> Pending:
+        """Each entry's position and its ``XADD`` command, for writers that split the commands."""
+        now_ms = time.time_ns() // 1_000_000
+        written, positions = self._layout(entries)
+        return list(zip(positions, xadd_commands(written, self._config, now_ms), strict=True))
 
     def _index_commands(
         self, entries: Mapping[str, Sequence[EntryFields]], result: WriteResult
@@ -194,9 +325,13 @@ class WriterBase:
         return max(1, int(min(timeout - WAIT_REPLY_GRACE_S, timeout / 2, WAIT_TIMEOUT_CAP_S) * 1000))
 
     def _with_wait(self, commands: Sequence[Command], wait_ms: int | None) -> list[Command]:
+        return [*commands, *self._wait(wait_ms)]
+
+    def _wait(self, wait_ms: int | None) -> list[Command]:
+        """The ``WAIT`` command that ends a round trip, or none."""
         if wait_ms is None:
-            return list(commands)
-        return [*commands, ("WAIT", str(self._config.wait_replicas), str(wait_ms))]
+            return []
+        return [("WAIT", str(self._config.wait_replicas), str(wait_ms))]
 
     def _confirmed(self, replies: list[Any], wait_ms: int | None) -> list[Any]:
         """The replies of the commands before WAIT; without enough replicas, an accepted entry
