@@ -8,6 +8,7 @@ built or ``OTEL_REDIS_EXPORTER_PURE_PYTHON=1`` turned it off.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import tracemalloc
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.connection import Encoder, PythonRespSerializer
@@ -28,8 +30,11 @@ from otel_redis_exporter._write.attempt import (
     Packed,
     pack_xadds,
     read_replies,
+    read_replies_async,
     read_replies_at_once,
+    read_replies_at_once_async,
     reads_at_once,
+    reads_at_once_async,
     trim_arguments,
     xadd_commands,
 )
@@ -290,43 +295,76 @@ def test_packing_and_parsing_100000_records_leaks_nothing() -> None:
 # --- against a server ------------------------------------------------------------------------
 
 
+SERVER_COMMANDS: list[tuple[str | bytes, ...]] = [
+    ("XADD", "s", "1-1", "f", "v"),
+    ("XADD", "not-a-stream", "*", "f", "v"),
+    ("XADD", "s", "1-1", "f", "v"),  # an id not above the last one: refused
+    ("XADD", "s", "2-1", "f", b"\x00\r\n"),
+    ("WAIT", "0", "0"),
+]
+
+
+def comparable(outcome: tuple[list[Any], BaseException | None]) -> list[Any]:
+    """The replies, errors as (type, text); and the connection must have stayed in step."""
+    replies, broken = outcome
+    assert broken is None, f"the round trip broke the connection: {broken!r}"
+    return [(type(reply), str(reply)) if isinstance(reply, BaseException) else reply for reply in replies]
+
+
 def test_replies_from_a_server_read_at_once_as_redis_py_reads_them(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     """Entry ids, WRONGTYPE and syntax errors, WAIT's integer: the same replies, errors in place."""
     redis_client.set("not-a-stream", "x")
-    commands: list[tuple[str | bytes, ...]] = [
-        ("XADD", "s", "1-1", "f", "v"),
-        ("XADD", "not-a-stream", "*", "f", "v"),
-        ("XADD", "s", "1-1", "f", "v"),  # an id not above the last one: refused
-        ("XADD", "s", "2-1", "f", b"\x00\r\n"),
-        ("WAIT", "0", "0"),
-    ]
     pool = redis.ConnectionPool.from_url(redis_url, protocol=2)
+    results = []
     try:
-        results = []
-        for read in ("pure", "at once"):
+        for at_once in (False, True):
             connection = pool.get_connection()
-            connection.send_packed_command([attempt.pack(connection, commands)], check_health=False)
+            connection.send_packed_command([attempt.pack(connection, SERVER_COMMANDS)], check_health=False)
             assert reads_at_once(connection)
-            if read == "pure":
-                outcome = read_replies(len(commands), connection.read_response)
+            if at_once:
+                results.append(read_replies_at_once(connection, len(SERVER_COMMANDS)))
             else:
-                outcome = read_replies_at_once(connection, len(commands))
+                results.append(read_replies(len(SERVER_COMMANDS), connection.read_response))
             pool.release(connection)
-            results.append(outcome)
             redis_client.delete("s")
     finally:
         pool.disconnect()
-    (pure, pure_broken), (at_once, at_once_broken) = results
-    assert pure_broken is None
-    assert at_once_broken is None
-    assert [type(reply) for reply in at_once] == [type(reply) for reply in pure]
-    assert [str(reply) if isinstance(reply, ResponseError) else reply for reply in at_once] == [
-        str(reply) if isinstance(reply, ResponseError) else reply for reply in pure
-    ]
-    assert isinstance(at_once[1], ResponseError)
-    assert "WRONGTYPE" in str(at_once[1])
+    pure, fast = (comparable(outcome) for outcome in results)
+    assert fast == pure
+    assert fast[1][0] is ResponseError
+    assert "WRONGTYPE" in fast[1][1]
+
+
+def test_async_replies_from_a_server_read_at_once_as_redis_py_reads_them(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """The async twin: the same replies from redis.asyncio's reads and from one parse per read."""
+    pytest.importorskip("hiredis")
+    redis_client.set("not-a-stream", "x")
+
+    async def both() -> list[tuple[list[Any], BaseException | None]]:
+        pool = redis.asyncio.ConnectionPool.from_url(redis_url, protocol=2)
+        results = []
+        try:
+            for at_once in (False, True):
+                connection = await pool.get_connection()
+                await connection.send_packed_command([attempt.pack(connection, SERVER_COMMANDS)])
+                assert reads_at_once_async(connection)
+                if at_once:
+                    results.append(await read_replies_at_once_async(connection, len(SERVER_COMMANDS)))
+                else:
+                    results.append(await read_replies_async(len(SERVER_COMMANDS), connection.read_response))
+                await pool.release(connection)
+                redis_client.delete("s")
+        finally:
+            await pool.disconnect()
+        return results
+
+    pure, fast = (comparable(outcome) for outcome in asyncio.run(both()))
+    assert fast == pure
+    assert fast[1][0] is ResponseError
 
 
 def test_packed_is_its_count_long() -> None:

@@ -32,7 +32,7 @@ from redis.exceptions import ResponseError
 
 from .._config import ExporterConfig
 from .._errors import NotReplicatedError, Outcome, classify, describe, error_type, maybe_landed
-from .._fast import speedups
+from .._fast import Speedups, speedups
 from .._formats import EntryFields
 from .._index import TraceIndex
 from .._keys import ShardRouter
@@ -211,44 +211,95 @@ def reads_at_once(connection: Any) -> bool:
     return hasattr(buffer, "unread_bytes") and buffer.unread_bytes() == 0
 
 
+def reads_at_once_async(connection: Any) -> bool:
+    """The async twin of ``reads_at_once``: a redis.asyncio connection with hiredis's parser
+    (the pure-Python async parser keeps bytes of its own that are not ours to check)."""
+    if speedups is None or getattr(connection, "_reader", None) is None:
+        return False
+    if getattr(connection, "protocol", 2) not in (2, "2", None):
+        return False
+    reader: Any = getattr(getattr(connection, "_parser", None), "_reader", None)
+    return hasattr(reader, "has_data") and not reader.has_data()
+
+
+class _Replies:
+    """The replies of one round trip, parsed from the bytes as they arrive (fast path)."""
+
+    def __init__(self, speedups: Speedups, count: int) -> None:
+        self._parse = speedups.parse_replies
+        self.count = count
+        self.replies: list[Any] = []
+        self._pending = b""
+
+    @property
+    def done(self) -> bool:
+        return len(self.replies) >= self.count
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            raise rex.ConnectionError("Connection closed by server.")
+        data = self._pending + chunk if self._pending else chunk
+        parsed, offset = self._parse(data, 0, self.count - len(self.replies))
+        self.replies.extend(parsed)
+        self._pending = data[offset:]
+
+    def failure(self, connection: Any, error: Exception) -> BaseException:
+        """``error`` as redis-py's read_response would raise it."""
+        if isinstance(error, TimeoutError):
+            return rex.TimeoutError(f"Timeout reading from {_host(connection)}")
+        if isinstance(error, ValueError):  # the extension's protocol errors
+            return rex.InvalidResponse(f"{error} from {_host(connection)}")
+        if isinstance(error, OSError):
+            return rex.ConnectionError(f"Error while reading from {_host(connection)} : {error.args}")
+        return error
+
+    def finish(self, connection: Any, broken: BaseException | None) -> tuple[list[Any], BaseException | None]:
+        """The replies, error replies made into redis-py's exceptions: kept in place, or, for those
+        redis-py raises as connection errors, ending the round trip as its read would."""
+        replies = self.replies
+        if broken is None and self._pending:  # more than was asked for: out of step
+            broken = rex.InvalidResponse(f"{len(self._pending)} unexpected bytes after the replies")
+        for position, reply in enumerate(replies):
+            if isinstance(reply, str):  # an error reply
+                made: BaseException = connection._parser.parse_error(reply)
+                if not isinstance(made, ResponseError):
+                    replies[position:] = [made] * (self.count - position)
+                    return replies, made
+                replies[position] = made
+        if broken is not None:
+            replies.extend([broken] * (self.count - len(replies)))
+        return replies, broken
+
+
 def read_replies_at_once(connection: Any, count: int) -> tuple[list[Any], BaseException | None]:
     """``read_replies(count, connection.read_response)`` on the fast path: the replies are read
-    from the socket and parsed in one call per read, errors made and kept or raised as redis-py's
-    parser would (an error reply redis-py raises as a connection error breaks the connection)."""
-    if speedups is None:  # callers ask reads_at_once first
+    from the socket and parsed in one call per read (ask ``reads_at_once`` first)."""
+    if speedups is None:
         return read_replies(count, connection.read_response)
-    replies: list[Any] = []
-    data = b""
-    offset = 0
+    replies = _Replies(speedups, count)
     broken: BaseException | None = None
     try:
-        while len(replies) < count:
-            chunk = connection._sock.recv(READ_SIZE)
-            if not chunk:
-                raise rex.ConnectionError("Connection closed by server.")
-            data = data[offset:] + chunk if offset < len(data) else chunk
-            parsed, offset = speedups.parse_replies(data, 0, count - len(replies))
-            replies.extend(parsed)
-        if offset != len(data):  # more than was asked for: the connection is out of step
-            broken = rex.InvalidResponse(f"{len(data) - offset} unexpected bytes after the replies")
-    except TimeoutError:
-        broken = rex.TimeoutError(f"Timeout reading from {_host(connection)}")
-    except ValueError as error:  # the extension's protocol errors
-        broken = rex.InvalidResponse(f"{error} from {_host(connection)}")
-    except rex.RedisError as error:
-        broken = error
-    except OSError as error:
-        broken = rex.ConnectionError(f"Error while reading from {_host(connection)} : {error.args}")
-    for position, reply in enumerate(replies):
-        if isinstance(reply, str):  # an error reply
-            made: BaseException = connection._parser.parse_error(reply)
-            if not isinstance(made, ResponseError):  # redis-py raises these: the rest is lost
-                replies[position:] = [made] * (count - position)
-                return replies, made
-            replies[position] = made
-    if broken is not None:
-        replies.extend([broken] * (count - len(replies)))
-    return replies, broken
+        while not replies.done:
+            replies.feed(connection._sock.recv(READ_SIZE))
+    except Exception as error:
+        broken = replies.failure(connection, error)
+    return replies.finish(connection, broken)
+
+
+async def read_replies_at_once_async(connection: Any, count: int) -> tuple[list[Any], BaseException | None]:
+    """The async twin of ``read_replies_at_once``, reading the connection's stream (ask
+    ``reads_at_once_async`` first). Like ``read_replies_async`` it sets no timer per read: the
+    caller bounds the round trip."""
+    if speedups is None:
+        return await read_replies_async(count, connection.read_response)
+    replies = _Replies(speedups, count)
+    broken: BaseException | None = None
+    try:
+        while not replies.done:
+            replies.feed(await connection._reader.read(READ_SIZE))
+    except Exception as error:
+        broken = replies.failure(connection, error)
+    return replies.finish(connection, broken)
 
 
 def _host(connection: Any) -> str:

@@ -40,7 +40,9 @@ from .attempt import (
     read_replies,
     read_replies_async,
     read_replies_at_once,
+    read_replies_at_once_async,
     reads_at_once,
+    reads_at_once_async,
 )
 
 
@@ -229,9 +231,12 @@ class AsyncWriter(WriterBase):
         stage.sent = True
         try:
             await connection.send_packed_command([pack(connection, commands)], check_health=False)
-            # No timer per reply (math.inf): _send bounds the whole round trip with one.
-            read = functools.partial(connection.read_response, timeout=math.inf)
-            replies, broken = await read_replies_async(len(commands), read)
+            if reads_at_once_async(connection):
+                replies, broken = await read_replies_at_once_async(connection, len(commands))
+            else:
+                # No timer per reply (math.inf): _send bounds the whole round trip with one.
+                read = functools.partial(connection.read_response, timeout=math.inf)
+                replies, broken = await read_replies_async(len(commands), read)
             if broken is not None:
                 await connection.disconnect()
             return replies
