@@ -628,8 +628,9 @@ def report(
         met = median > goal if strict else median >= goal
         sign = ">" if strict else ">="
         goal_text = sign + format(goal, "g")
+        pure_text = f"{pure_median:.2f}" if pure_values else "-"
         print(
-            f"{label:<44} {median:>7.2f} {pure_median:>7.2f} {span(values):>12} {goal_text:>7}  "
+            f"{label:<44} {median:>7.2f} {pure_text:>7} {span(values):>12} {goal_text:>7}  "
             f"{'yes' if met else 'NO'}"
         )
         target_rows.append(
