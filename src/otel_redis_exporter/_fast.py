@@ -7,14 +7,13 @@ made once, at import: ``FAST_PATH`` says which path is active.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-PURE_PYTHON_ENV = "OTEL_REDIS_EXPORTER_PURE_PYTHON"
+from ._log import logger
 
-logger = logging.getLogger(__name__)
+PURE_PYTHON_ENV = "OTEL_REDIS_EXPORTER_PURE_PYTHON"
 
 
 class Speedups(Protocol):

@@ -19,7 +19,6 @@ No retry loop here: the sender owns retries and the backoff between attempts (``
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from .._fast import Speedups, speedups
 from .._formats import EntryFields
 from .._index import TraceIndex
 from .._keys import ShardRouter
+from .._log import logger
 
 # hiredis packs a command in C; redis-py's own packer adds a generator step per argument.
 _pack_in_c: Callable[[Any], bytes] | None
@@ -63,8 +63,6 @@ Command = tuple[str | bytes, ...]
 Clock = Callable[[], float]
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
