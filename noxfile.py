@@ -30,7 +30,12 @@ NEWER_THAN_OLDEST = ("opentelemetry-configuration",)
 PURE_PYTHON = {"OTEL_REDIS_EXPORTER_PURE_PYTHON": "1"}
 # The fault-injection and soak tests take most of the suite's time and test the sender, not
 # the encoding: `tests_pure` leaves them to `tests`, which runs them on the compiled path.
-PURE_SKIPS = ("--ignore=tests/test_faults.py", "--ignore=tests/test_soak.py")
+# test_speedups compares the two paths: it has nothing to test on one.
+PURE_SKIPS = (
+    "--ignore=tests/test_faults.py",
+    "--ignore=tests/test_soak.py",
+    "--ignore=tests/test_speedups.py",
+)
 SANITIZERS = "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 # The tests that drive the extension hardest: packing, replies, encoding, hostile values.
 SANITIZED_TESTS = ("tests/test_speedups.py", "tests/test_encoding_fast_path.py", "tests/test_fuzz.py")
