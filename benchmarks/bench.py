@@ -10,6 +10,11 @@ SDK log records (see ``workload.py``). Rounds are interleaved (every case once p
 rotated each round) after one warm-up round that is not counted; the table shows medians over the
 rounds, and every ratio is computed within a round and then its median taken. Every loop is bounded
 in count and in time.
+
+Every exporter case runs twice, on the compiled fast path (this process) and on the pure-Python
+path (a worker process started with ``OTEL_REDIS_EXPORTER_PURE_PYTHON=1``, given the same cases
+and driven round by round from here), so the table's ``fast path`` and ``pure`` columns come from
+the same rounds.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import redis  # noqa: E402
 from opentelemetry.sdk._logs import ReadableLogRecord  # noqa: E402
 from opentelemetry.sdk._logs.export import LogRecordExportResult  # noqa: E402
 
-from otel_redis_exporter import RedisLogExporter  # noqa: E402
+from otel_redis_exporter import FAST_PATH, RedisLogExporter  # noqa: E402
 from otel_redis_exporter._encoding import BatchEncoder  # noqa: E402
 from otel_redis_exporter._keys import StreamKeyTemplate  # noqa: E402
 
@@ -51,7 +56,8 @@ BATCH = 512  # the SDK's default max_export_batch_size
 PIPELINE_DEPTH = 256  # redis-benchmark -P
 # End to end: the reference, then this exporter connecting on its first export (as in an
 # application that logs a burst at start), already connected, and the async path.
-E2E_KINDS = ("null", "sync", "sync-warm", "async")
+E2E_KINDS = ("null", "sync", "sync-warm", "async", "sync-pure", "async-pure")
+PURE_ENV = {"OTEL_REDIS_EXPORTER_PURE_PYTHON": "1"}
 
 
 @dataclass(frozen=True)
@@ -223,8 +229,10 @@ def ceiling_case(server: ServerProcess, sample: dict[str, str], requests: int) -
 def end_to_end(
     kind: str, url: str, records: int, cap_s: float, *, count_calls: bool = False
 ) -> dict[str, Any]:
-    """One run of ``end_to_end.py`` in a fresh process (``sync-warm``: connected before logging)."""
-    exporter = kind.removesuffix("-warm")
+    """One run of ``end_to_end.py`` in a fresh process (``sync-warm``: connected before logging;
+    ``-pure``: on the pure-Python path)."""
+    pure = kind.endswith("-pure")
+    exporter = kind.removesuffix("-pure").removesuffix("-warm")
     argv = [
         sys.executable,
         str(HERE / "end_to_end.py"),
@@ -241,7 +249,10 @@ def end_to_end(
         str(cap_s),
         *(["--count-calls"] if count_calls else []),
     ]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=cap_s + 60, check=True, cwd=HERE)
+    env = {**os.environ, **PURE_ENV} if pure else None
+    out = subprocess.run(
+        argv, capture_output=True, text=True, timeout=cap_s + 60, check=True, cwd=HERE, env=env
+    )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
@@ -312,6 +323,131 @@ def otlp_receiver() -> Iterator[str]:
             process.wait()
 
 
+@dataclass(frozen=True)
+class Work:
+    """The records every case exports, built the same way in this process and in the worker."""
+
+    records: list[ReadableLogRecord]
+    work: list[list[ReadableLogRecord]]
+    work8: list[list[ReadableLogRecord]]
+    scaling: dict[str, list[ReadableLogRecord]]
+
+
+def build_work(profile: Profile) -> Work:
+    records = make_records(profile.records)
+    return Work(
+        records=records,
+        work=batches(records, BATCH),
+        work8=batches(make_records(profile.records, services=8), BATCH),
+        scaling={
+            "attributes=0": make_records(profile.small_records, attributes=0),
+            "attributes=10": make_records(profile.small_records, attributes=10),
+            "attributes=50": make_records(profile.small_records, attributes=50),
+            "body=100B": make_records(profile.small_records, body_size=100),
+            "body=10KB": make_records(profile.small_records, body_size=10_000),
+        },
+    )
+
+
+def exporter_cases(url: str, profile: Profile, load: Work) -> list[Case]:
+    """The cases that run this exporter: each also runs on the pure path, in the worker."""
+    cases = [
+        exporter_case("sync", "this exporter, sync", "main", url, load.work, stream="bench:sync"),
+        exporter_case(
+            "async", "this exporter, async", "main", url, load.work, stream="bench:async", mode="async"
+        ),
+        exporter_case(
+            "sync8", "sync, 8 templated streams", "main", url, load.work8, stream="bench:sync8:{service.name}"
+        ),
+        exporter_case(
+            "async8",
+            "async, 8 templated streams",
+            "main",
+            url,
+            load.work8,
+            stream="bench:async8:{service.name}",
+            mode="async",
+        ),
+    ]
+    for size in (1, 8, 64, 512, 4096):
+        count = profile.tiny_batch_records if size < 64 else profile.records
+        cases.append(
+            exporter_case(
+                f"batch={size}",
+                f"sync, batch size {size}",
+                "batch size",
+                url,
+                batches(load.records[:count], size),
+                stream="bench:scale",
+            )
+        )
+    for name, records in load.scaling.items():
+        group = "attributes" if name.startswith("attr") else "body size"
+        cases.append(
+            exporter_case(name, f"sync, {name}", group, url, batches(records, BATCH), stream="bench:scale")
+        )
+    return cases
+
+
+class PureWorker:
+    """This script in a child process on the pure-Python path, running its exporter cases on request."""
+
+    def __init__(self, url: str, quick: bool) -> None:
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--pure-worker",
+            url,
+            *(["--quick"] if quick else []),
+        ]
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **PURE_ENV}
+        )
+        if self._reply() != "ready":
+            raise RuntimeError("the pure-Python worker did not start")
+
+    def _reply(self) -> str:
+        assert self._process.stdout is not None
+        return self._process.stdout.readline().strip()
+
+    def twin(self, case: Case) -> Case:
+        """``case`` run by the worker, on the pure path."""
+
+        def run(cap: float) -> tuple[int, float]:
+            assert self._process.stdin is not None
+            self._process.stdin.write(f"{case.name} {cap}\n")
+            self._process.stdin.flush()
+            done, seconds = json.loads(self._reply())
+            return int(done), float(seconds)
+
+        return Case(case.name, case.label, case.group, run)
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(30)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+
+
+def serve_pure(url: str, profile: Profile) -> int:
+    """The worker's side: build the same exporter cases, run each one the parent names."""
+    if FAST_PATH:
+        print("the pure-Python worker is on the fast path", file=sys.stderr)
+        return 2
+    warnings.simplefilter("ignore", DeprecationWarning)
+    cases = {case.name: case for case in exporter_cases(url, profile, build_work(profile))}
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name, cap = line.split()
+        print(json.dumps(cases[name].run(float(cap))), flush=True)
+    for case in cases.values():
+        case.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -320,26 +456,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="counted rounds (default: 7, quick: 3)")
     parser.add_argument("--json", default="bench-results.json", help="where to write the figures")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end case")
+    parser.add_argument("--pure-worker", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    if args.pure_worker:
+        return serve_pure(args.pure_worker, profile)
     rounds = args.rounds or profile.rounds
     warnings.simplefilter("ignore", DeprecationWarning)
     began = time.monotonic()
 
     print(f"building records ({profile.records} per case)...", file=sys.stderr)
-    main_records = make_records(profile.records)
-    work = batches(main_records, BATCH)
-    work8 = batches(make_records(profile.records, services=8), BATCH)
-    scaling_sets = {
-        "attributes=0": make_records(profile.small_records, attributes=0),
-        "attributes=10": make_records(profile.small_records, attributes=10),
-        "attributes=50": make_records(profile.small_records, attributes=50),
-        "body=100B": make_records(profile.small_records, body_size=100),
-        "body=10KB": make_records(profile.small_records, body_size=10_000),
-    }
-    encoded = BatchEncoder(StreamKeyTemplate.parse("x"), 65536).encode(main_records[:1], time.time_ns())
+    load = build_work(profile)
+    encoded = BatchEncoder(StreamKeyTemplate.parse("x"), 65536).encode(load.records[:1], time.time_ns())
     sample = encoded["x"][0]
     entry_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in sample.items())
+    if not FAST_PATH:
+        print("the compiled fast path is not active: both columns are pure Python", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp, otlp_receiver() as endpoint:
         binary = server_binary("redis")
@@ -347,61 +479,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("redis-server or redis-benchmark not found (apt-get install redis-server)", file=sys.stderr)
             return 2
         server = ServerProcess(binary, tmp, name="bench").start()
+        worker: PureWorker | None = None
         try:
             url = server.url
+            ours = exporter_cases(url, profile, load)
             cases = [
-                exporter_case("sync", "this exporter, sync", "main", url, work, stream="bench:sync"),
-                exporter_case(
-                    "async", "this exporter, async", "main", url, work, stream="bench:async", mode="async"
-                ),
-                naive_case(url, work),
-                otlp_case(endpoint, work),
+                *ours[:2],
+                naive_case(url, load.work),
+                otlp_case(endpoint, load.work),
                 ceiling_case(server, sample, profile.ceiling_requests),
-                exporter_case(
-                    "sync8",
-                    "sync, 8 templated streams",
-                    "main",
-                    url,
-                    work8,
-                    stream="bench:sync8:{service.name}",
-                ),
-                exporter_case(
-                    "async8",
-                    "async, 8 templated streams",
-                    "main",
-                    url,
-                    work8,
-                    stream="bench:async8:{service.name}",
-                    mode="async",
-                ),
+                *ours[2:],
             ]
-            for size in (1, 8, 64, 512, 4096):
-                count = profile.tiny_batch_records if size < 64 else profile.records
-                cases.append(
-                    exporter_case(
-                        f"batch={size}",
-                        f"sync, batch size {size}",
-                        "batch size",
-                        url,
-                        batches(main_records[:count], size),
-                        stream="bench:scale",
-                    )
-                )
-            for name, records in scaling_sets.items():
-                group = "attributes" if name.startswith("attr") else "body size"
-                cases.append(
-                    exporter_case(
-                        name, f"sync, {name}", group, url, batches(records, BATCH), stream="bench:scale"
-                    )
-                )
+            worker = PureWorker(url, args.quick)
+            pure = {case.name: worker.twin(case) for case in ours}
+            every = [*cases, *pure.values()]
 
             counted = 0
             for round_index in range(rounds + 1):
                 if round_index > 1 and time.monotonic() - began > profile.deadline_s:
                     print(f"deadline reached after {counted} counted rounds", file=sys.stderr)
                     break
-                shift = round_index % len(cases)
-                for case in cases[shift:] + cases[:shift]:
+                shift = round_index % len(every)
+                for case in every[shift:] + every[:shift]:
                     done, seconds = case.run(profile.case_cap_s)
                     if round_index > 0:  # round 0 warms up: connections, caches, streams up to MAXLEN
                         case.rates.append(done / seconds)
@@ -426,10 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     records = profile.e2e_records * factor
                     memory.append(end_to_end("sync", url, records, e2e_cap * factor, count_calls=True))
         finally:
+            if worker is not None:
+                worker.close()
             server.stop()
 
     results = report(
         cases=cases,
+        pure=pure,
         e2e=e2e,
         memory=memory,
         profile=profile,
@@ -447,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def report(
     *,
     cases: list[Case],
+    pure: dict[str, Case],
     e2e: dict[str, list[dict[str, Any]]],
     memory: list[dict[str, Any]],
     profile: Profile,
@@ -457,13 +560,22 @@ def report(
     by_name = {case.name: case for case in cases}
     sync = by_name["sync"]
     counted = len(sync.rates)
+
+    def on_pure(name: str) -> Case:
+        """The case on the pure path (the alternatives have no pure path: themselves)."""
+        return pure.get(name, by_name[name])
+
     print()
     print(
         f"records: {profile.records} per case and round, batches of {BATCH}, entry ~{entry_bytes} bytes; "
-        f"{counted} counted rounds{' (quick)' if quick else ''}"
+        f"{counted} counted rounds{' (quick)' if quick else ''}; fast path active: {FAST_PATH}"
     )
     print()
-    header = f"{'case':<46} {'records/s':>11} {'us/record':>10} {'x sync':>7}  per-round x sync"
+    header = (
+        f"{'case':<42} {'fast path':>10} {'pure':>10} {'fast us':>8} {'pure us':>8} {'fast/pure':>9} "
+        f"{'x sync':>7}  per-round x sync"
+    )
+    print(f"{'':<42} {'records/s':>21} {'per record':>17}")
     print(header)
     print("-" * len(header))
     last_group = None
@@ -472,55 +584,73 @@ def report(
             print()
         last_group = case.group
         versus = ratios(case, sync)
+        twin = pure.get(case.name)
+        speedup = statistics.median(ratios(case, twin)) if twin is not None and ratios(case, twin) else None
         print(
-            f"{case.label:<46} {case.median:>11,.0f} {1e6 / case.median if case.median else 0:>10.2f} "
+            f"{case.label:<42} {case.median:>10,.0f} {(twin.median if twin else case.median):>10,.0f} "
+            f"{1e6 / case.median if case.median else 0:>8.2f} "
+            f"{1e6 / twin.median if twin and twin.median else 1e6 / case.median if case.median else 0:>8.2f} "
+            f"{f'{speedup:.2f}' if speedup is not None else '-':>9} "
             f"{statistics.median(versus) if versus else 0:>7.2f}  {span(versus)}"
         )
 
     targets = [
-        ("sync / OTLP-HTTP", ratios(sync, by_name["otlp"]), 4.0),
-        ("sync / naive loop", ratios(sync, by_name["naive"]), 8.0),
-        ("sync / server ceiling", ratios(sync, by_name["ceiling"]), 0.4),
-        ("async / sync, one stream", ratios(by_name["async"], sync), 0.8),
-        ("async / sync, 8 streams", ratios(by_name["async8"], by_name["sync8"]), 1.0),
+        ("sync / OTLP-HTTP", "sync", "otlp", 4.0),
+        ("sync / naive loop", "sync", "naive", 8.0),
+        ("sync / server ceiling", "sync", "ceiling", 0.4),
+        ("async / sync, one stream", "async", "sync", 0.8),
+        ("async / sync, 8 streams", "async8", "sync8", 1.0),
     ]
-    target_rows = []
+    rows: list[tuple[str, list[float], list[float], float]] = [
+        (label, ratios(by_name[a], by_name[b]), ratios(on_pure(a), on_pure(b)), goal)
+        for label, a, b, goal in targets
+    ]
     e2e_rows: dict[str, Any] = {}
     if e2e["null"]:
-        for kind in E2E_KINDS[1:]:
-            rate_ratios = [
-                run["rate"] / null["rate"] for run, null in zip(e2e[kind], e2e["null"], strict=False)
-            ]
-            targets.append((f"end to end: logging rate {kind} / null", rate_ratios, 0.85))
-            e2e_rows[kind] = rate_ratios
+        for kind in ("sync", "sync-warm", "async"):
+            for suffix in ("", "-pure"):
+                if e2e.get(kind + suffix):
+                    e2e_rows[kind + suffix] = [
+                        run["rate"] / null["rate"]
+                        for run, null in zip(e2e[kind + suffix], e2e["null"], strict=False)
+                    ]
+            pure_rates = e2e_rows.get(f"{kind}-pure", [])
+            rows.append((f"end to end: logging rate {kind} / null", e2e_rows[kind], pure_rates, 0.85))
     print()
-    header = f"{'target':<44} {'median':>7} {'rounds':>12} {'goal':>7}  met"
+    header = f"{'target':<44} {'fast':>7} {'pure':>7} {'fast rounds':>12} {'goal':>7}  met (fast)"
     print(header)
     print("-" * len(header))
-    for label, values, goal in targets:
+    target_rows = []
+    for label, values, pure_values, goal in rows:
         median = statistics.median(values) if values else 0.0
+        pure_median = statistics.median(pure_values) if pure_values else 0.0
         strict = label.startswith("async / sync, 8")
         met = median > goal if strict else median >= goal
         sign = ">" if strict else ">="
         goal_text = sign + format(goal, "g")
-        print(f"{label:<44} {median:>7.2f} {span(values):>12} {goal_text:>7}  {'yes' if met else 'NO'}")
+        pure_text = f"{pure_median:.2f}" if pure_values else "-"
+        print(
+            f"{label:<44} {median:>7.2f} {pure_text:>7} {span(values):>12} {goal_text:>7}  "
+            f"{'yes' if met else 'NO'}"
+        )
         target_rows.append(
             {
                 "target": label,
                 "median": median,
                 "per_round": values,
+                "pure_median": pure_median,
+                "pure_per_round": pure_values,
                 "goal": goal,
                 "strict": strict,
                 "met": met,
             }
         )
-    for kind in ("sync", "sync-warm") if e2e["null"] else ():
+    for kind in ("sync", "sync-warm", "async", "sync-pure", "async-pure") if e2e["null"] else ():
         drops = [run["dropped"] for run in e2e[kind]]
         met = max(drops) == 0
         label = f"end to end: records dropped, {kind}"
-        print(
-            f"{label:<44} {'max ' + str(max(drops)):>7} {span(drops):>12} {'0':>7}  {'yes' if met else 'NO'}"
-        )
+        worst = f"max {max(drops)}"
+        print(f"{label:<44} {worst:>7} {'':>7} {span(drops):>12} {'0':>7}  {'yes' if met else 'NO'}")
         target_rows.append({"target": label, "median": max(drops), "per_round": drops, "goal": 0, "met": met})
 
     if e2e["null"]:
@@ -563,9 +693,14 @@ def report(
         "profile": profile.__dict__,
         "rounds": rounds,
         "entry_bytes": entry_bytes,
+        "fast_path": FAST_PATH,
         "cases": {
             case.name: {"label": case.label, "group": case.group, "rates": case.rates, "median": case.median}
             for case in cases
+        },
+        "pure_cases": {
+            name: {"label": case.label, "group": case.group, "rates": case.rates, "median": case.median}
+            for name, case in pure.items()
         },
         "targets": target_rows,
         "end_to_end": e2e,

@@ -5,6 +5,8 @@ the whole export, then cProfile's top functions by own and by cumulative time. W
 it starts its own redis-server on a free 127.0.0.1 port.
 
     python benchmarks/profile_export.py [--url redis://127.0.0.1:6379/0] [--mode async] [--records 16384]
+
+It profiles the path that is active: OTEL_REDIS_EXPORTER_PURE_PYTHON=1 profiles the pure one.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # ServerProcess
 
-from otel_redis_exporter import RedisLogExporter
+from otel_redis_exporter import FAST_PATH, RedisLogExporter
 from otel_redis_exporter._client import make_pool
 from otel_redis_exporter._context import is_own
 from otel_redis_exporter._encoding import BatchEncoder
 from otel_redis_exporter._keys import StreamKeyTemplate
-from otel_redis_exporter._write.attempt import outcome, pack, xadd_commands
+from otel_redis_exporter._write.attempt import (
+    outcome,
+    pack,
+    pack_xadds,
+    read_replies,
+    read_replies_at_once,
+    reads_at_once,
+    xadd_commands,
+)
 
 from servers import ServerProcess, server_binary
 from workload import batches, make_records
@@ -48,18 +58,25 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
             t1 = time.perf_counter()
             entries = BatchEncoder(template, config.max_value_length).encode(kept, time.time_ns())
             t2 = time.perf_counter()
-            commands = xadd_commands(entries, config, time.time_ns() // 1_000_000)
+            now_ms = time.time_ns() // 1_000_000
+            # The fast path packs straight from the fields; the pure one builds the tuples first.
+            commands: Any = None if FAST_PATH else xadd_commands(entries, config, now_ms)
             t3 = time.perf_counter()
-            buffer = pack(None, commands)
+            packed = pack_xadds(entries, config, now_ms) if FAST_PATH else None
+            buffer = packed.data if packed is not None else pack(None, commands)
+            count = packed.count if packed is not None else len(commands)
             t4 = time.perf_counter()
             c4 = time.thread_time()
             connection = pool.get_connection()
             connection.send_packed_command([buffer], check_health=False)
-            replies = [connection.read_response() for _ in commands]
+            if reads_at_once(connection):
+                replies, _ = read_replies_at_once(connection, count)
+            else:
+                replies, _ = read_replies(count, connection.read_response)
             pool.release(connection)
             cpu += time.thread_time() - c4
             t5 = time.perf_counter()
-            outcome(list(enumerate(commands)), replies, len(commands))
+            outcome(range(count), replies)
             t6 = time.perf_counter()
             for name, seconds in zip(
                 STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True
@@ -81,8 +98,8 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
 STAGES = (
     "filter own records (exporter)",
     "encode: record -> fields (BatchEncoder)",
-    "commands: fields -> XADD tuples",
-    "pack: tuples -> one RESP buffer (hiredis)",
+    "commands: fields -> XADD tuples (pure path)",
+    "pack: one RESP buffer (C from the fields)",
     "round trip: send, server, read replies",
     "replies -> result (entry ids)",
 )
@@ -113,7 +130,8 @@ def run(url: str, work: list[Any], args: argparse.Namespace) -> None:
     exporter = RedisLogExporter(url=url, stream="bench:profile", mode=args.mode)
     exporter.export(work[0])  # connect outside the measurement
 
-    print(f"records: {args.records} in batches of {args.batch} ({args.mode}), best of {args.repeat}")
+    path = "compiled fast path" if FAST_PATH else "pure Python"
+    print(f"records: {args.records} in batches of {args.batch} ({args.mode}, {path}), best of {args.repeat}")
     if args.mode == "sync":
         stage_split(exporter, work, args.records, args.repeat)
     best = float("inf")

@@ -6,12 +6,14 @@ from ._redis import RedisNotInstalledError  # isort: skip
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
 from ._errors import OtlpNotInstalledError
+from ._fast import FAST_PATH
 from ._keys import shard_keys
 from ._setup import configure_logging
 from .exporter import RedisLogExporter
 from .reader import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
 
 __all__ = [
+    "FAST_PATH",
     "ConsumerGroup",
     "ExporterConfig",
     "GroupInfo",

@@ -40,7 +40,7 @@ _NO_CLIENT_SETINFO: dict[str, Any] = (
 
 def connection_kwargs(config: ExporterConfig, retry: Any) -> dict[str, Any]:
     """redis-py connection options shared by every client the exporter builds."""
-    return {
+    kwargs = {
         "socket_timeout": config.timeout_s,
         "socket_connect_timeout": config.timeout_s,
         "retry": retry,
@@ -48,6 +48,14 @@ def connection_kwargs(config: ExporterConfig, retry: Any) -> dict[str, Any]:
         "health_check_interval": 0,
         **_NO_CLIENT_SETINFO,
     }
+    # RESP2, as redis-py before 8 spoke by default: an XADD's, WAIT's and error's replies are the
+    # same in RESP3, RESP2 has no push messages to interleave, and the compiled fast path reads
+    # RESP2 (a ?protocol=3 in the URL still wins, and then redis-py reads the replies). Not over
+    # TLS: without RESP3's HELLO nothing reads the session tickets a TLS 1.3 server sends after
+    # the handshake, and redis-py 8 takes them for unread replies ("Connection not ready").
+    if urlsplit(config.url).scheme != "rediss":
+        kwargs["protocol"] = 2
+    return kwargs
 
 
 def tls_kwargs(config: ExporterConfig) -> dict[str, Any]:

@@ -27,10 +27,12 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from importlib import metadata
 from typing import Any, TextIO
 
 from ._encoding import LogEntry, _dumps, _Sanitizer
 from ._errors import OtlpNotInstalledError, describe
+from ._fast import FAST_PATH
 from ._log import logger
 from ._redact import redact, secrets_of_url
 from ._terminal import visible
@@ -620,10 +622,21 @@ def _common(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
+def version_text() -> str:
+    """The installed version and which write path is active (compiled fast path or pure Python)."""
+    try:
+        installed = metadata.version("otel-redis-exporter")
+    except metadata.PackageNotFoundError:  # run from a source tree
+        installed = "unknown"
+    path = "compiled fast path" if FAST_PATH else "pure Python"
+    return f"{PROG} {installed} ({path})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Read, follow, inspect and forward OpenTelemetry logs kept in a Redis stream."
     )
+    parser.add_argument("--version", action="version", version=version_text())
     _common(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -9,6 +9,11 @@ server before the failure (the reply never came) is marked unconfirmed: sending 
 duplicate it, which readers undo by ``log.record.uid``, and it is never dropped as if it had
 not landed.
 
+Packing and reading replies have a compiled fast path (``_speedups``, when it is built): the
+XADDs of a round trip become one buffer in one call, and the replies are parsed from the socket's
+bytes in one call per read. It writes the same bytes and gives the same replies as the pure path,
+which takes over wherever the fast path declines.
+
 No retry loop here: the sender owns retries and the backoff between attempts (``backoff()``).
 """
 
@@ -20,14 +25,17 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from redis import exceptions as rex
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ResponseError
 
 from .._config import ExporterConfig
 from .._errors import NotReplicatedError, Outcome, classify, describe, error_type, maybe_landed
+from .._fast import Speedups, speedups
 from .._formats import EntryFields
 from .._index import TraceIndex
 from .._keys import ShardRouter
+from .._log import logger
 
 # hiredis packs a command in C; redis-py's own packer adds a generator step per argument.
 _pack_in_c: Callable[[Any], bytes] | None
@@ -48,10 +56,24 @@ WAIT_TIMEOUT_CAP_S = 1.0
 # A server answers WAIT up to one event-loop tick (100 ms at the default hz 10) after its timeout.
 WAIT_REPLY_GRACE_S = 0.2
 
+# One read from the socket while replies are parsed on the fast path (bytes).
+READ_SIZE = 65536
+
 Command = tuple[str | bytes, ...]
 Clock = Callable[[], float]
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """``count`` commands already packed into one RESP buffer (the fast path's XADDs)."""
+
+    data: bytes
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def backoff() -> EqualJitterBackoff:
@@ -92,12 +114,7 @@ def xadd_commands(
     entries: Mapping[str, Sequence[EntryFields]], config: ExporterConfig, now_ms: int
 ) -> list[Command]:
     """One ``XADD`` per entry, with the configured trimming."""
-    if config.maxlen:
-        trim: tuple[str, ...] = ("MAXLEN", "~", str(config.maxlen))
-    elif config.retention_s is not None:
-        trim = ("MINID", "~", f"{max(now_ms - int(config.retention_s * 1000), 0)}-0")
-    else:
-        trim = ()
+    trim = trim_arguments(config, now_ms)
     return [
         ("XADD", key, *trim, "*", *chain.from_iterable(fields.items()))
         for key, key_entries in entries.items()
@@ -105,19 +122,52 @@ def xadd_commands(
     ]
 
 
-def pack(connection: Any, commands: Sequence[Command]) -> bytes:
+def trim_arguments(config: ExporterConfig, now_ms: int) -> tuple[str, ...]:
+    """The trimming arguments of every ``XADD``: ``MAXLEN ~ N``, ``MINID ~ id`` or none."""
+    if config.maxlen:
+        return ("MAXLEN", "~", str(config.maxlen))
+    if config.retention_s is not None:
+        return ("MINID", "~", f"{max(now_ms - int(config.retention_s * 1000), 0)}-0")
+    return ()
+
+
+def pack_xadds(
+    entries: Mapping[str, Sequence[EntryFields]], config: ExporterConfig, now_ms: int
+) -> Packed | None:
+    """``pack(connection, xadd_commands(entries, config, now_ms))`` in one call on the fast path,
+    without building the commands; None when the fast path is off or declines (the caller then
+    builds the commands)."""
+    if speedups is None:
+        return None
+    try:
+        data = speedups.pack_xadds(entries, trim_arguments(config, now_ms))
+    except Exception as error:  # a type it does not pack: the pure path decides what to do with it
+        logger.debug("Packing on the pure-Python path: %r", error)
+        return None
+    return Packed(data, sum(len(key_entries) for key_entries in entries.values()))
+
+
+def pack(connection: Any, commands: Sequence[Command] | Packed) -> bytes:
     """Every command in one buffer (RESP), to go out in one write."""
+    if isinstance(commands, Packed):
+        return commands.data
+    if speedups is not None:
+        try:
+            return speedups.pack_commands(commands)
+        except Exception as error:  # as in pack_xadds
+            logger.debug("Packing on the pure-Python path: %r", error)
     if _pack_in_c is not None:
         return b"".join([_pack_in_c(command) for command in commands])
     return b"".join(connection.pack_commands(commands))
 
 
 def outcome(
-    pending: Pending, replies: Sequence[Any], count: int, *, cluster_set_by: str | None = None
+    positions: Sequence[int], replies: Sequence[Any], *, cluster_set_by: str | None = None
 ) -> WriteResult:
-    """Fold one attempt's replies (an exception in place of each failed one) into a result."""
-    result = WriteResult(count=count)
-    for (position, _), reply in zip(pending, replies, strict=True):
+    """Fold one attempt's replies (an exception in place of each failed one) into a result;
+    ``positions``: each reply's entry's position in the batch."""
+    result = WriteResult(count=len(positions))
+    for position, reply in zip(positions, replies, strict=True):
         if not isinstance(reply, BaseException):
             result.entry_ids[position] = reply.decode() if isinstance(reply, bytes) else str(reply)
             continue
@@ -151,6 +201,121 @@ def read_replies(count: int, read: Callable[[], Any], heard: Heard) -> tuple[lis
     return replies, None
 
 
+def reads_at_once(connection: Any) -> bool:
+    """Whether ``read_replies_at_once`` can read ``connection``'s replies: the fast path is on,
+    the connection speaks RESP2 over a socket of its own, and its parser holds no bytes."""
+    if speedups is None or getattr(connection, "_sock", None) is None:
+        return False
+    if getattr(connection, "protocol", 2) not in (2, "2", None):
+        return False
+    parser = getattr(connection, "_parser", None)
+    reader: Any = getattr(parser, "_reader", None)
+    if hasattr(reader, "has_data"):  # hiredis
+        return not reader.has_data() and getattr(parser, "_next_response", False) is False
+    buffer: Any = getattr(parser, "_buffer", None)  # redis-py's PythonParser: a SocketBuffer
+    return hasattr(buffer, "unread_bytes") and buffer.unread_bytes() == 0
+
+
+def reads_at_once_async(connection: Any) -> bool:
+    """The async twin of ``reads_at_once``: a redis.asyncio connection with hiredis's parser
+    (the pure-Python async parser keeps bytes of its own that are not ours to check)."""
+    if speedups is None or getattr(connection, "_reader", None) is None:
+        return False
+    if getattr(connection, "protocol", 2) not in (2, "2", None):
+        return False
+    reader: Any = getattr(getattr(connection, "_parser", None), "_reader", None)
+    return hasattr(reader, "has_data") and not reader.has_data()
+
+
+class _Replies:
+    """The replies of one round trip, parsed from the bytes as they arrive (fast path)."""
+
+    def __init__(self, speedups: Speedups, count: int) -> None:
+        self._parse = speedups.parse_replies
+        self.count = count
+        self.replies: list[Any] = []
+        self._pending = b""
+
+    @property
+    def done(self) -> bool:
+        return len(self.replies) >= self.count
+
+    def feed(self, chunk: bytes) -> None:
+        if not chunk:
+            raise rex.ConnectionError("Connection closed by server.")
+        data = self._pending + chunk if self._pending else chunk
+        parsed, offset = self._parse(data, 0, self.count - len(self.replies))
+        self.replies.extend(parsed)
+        self._pending = data[offset:]
+
+    def failure(self, connection: Any, error: Exception) -> BaseException:
+        """``error`` as redis-py's read_response would raise it."""
+        if isinstance(error, TimeoutError):
+            return rex.TimeoutError(f"Timeout reading from {_host(connection)}")
+        if isinstance(error, ValueError):  # the extension's protocol errors
+            return rex.InvalidResponse(f"{error} from {_host(connection)}")
+        if isinstance(error, OSError):
+            return rex.ConnectionError(f"Error while reading from {_host(connection)} : {error.args}")
+        return error
+
+    def finish(self, connection: Any, broken: BaseException | None) -> tuple[list[Any], BaseException | None]:
+        """The replies, error replies made into redis-py's exceptions: kept in place, or, for those
+        redis-py raises as connection errors, ending the round trip as its read would."""
+        replies = self.replies
+        if broken is None and self._pending:  # more than was asked for: out of step
+            broken = rex.InvalidResponse(f"{len(self._pending)} unexpected bytes after the replies")
+        for position, reply in enumerate(replies):
+            if isinstance(reply, str):  # an error reply
+                made: BaseException = connection._parser.parse_error(reply)
+                if not isinstance(made, ResponseError):
+                    replies[position:] = [made] * (self.count - position)
+                    return replies, made
+                replies[position] = made
+        if broken is not None:
+            replies.extend([broken] * (self.count - len(replies)))
+        return replies, broken
+
+
+def read_replies_at_once(connection: Any, count: int, heard: Heard) -> tuple[list[Any], BaseException | None]:
+    """``read_replies(count, connection.read_response)`` on the fast path: the replies are read
+    from the socket and parsed in one call per read (ask ``reads_at_once`` first)."""
+    if speedups is None:
+        return read_replies(count, connection.read_response, heard)
+    replies = _Replies(speedups, count)
+    broken: BaseException | None = None
+    try:
+        while not replies.done:
+            replies.feed(connection._sock.recv(READ_SIZE))
+            heard()
+    except Exception as error:
+        broken = replies.failure(connection, error)
+    return replies.finish(connection, broken)
+
+
+async def read_replies_at_once_async(
+    connection: Any, count: int, heard: Heard
+) -> tuple[list[Any], BaseException | None]:
+    """The async twin of ``read_replies_at_once``, reading the connection's stream (ask
+    ``reads_at_once_async`` first). Like ``read_replies_async`` it sets no timer per read: the
+    caller bounds the round trip."""
+    if speedups is None:
+        return await read_replies_async(count, connection.read_response, heard)
+    replies = _Replies(speedups, count)
+    broken: BaseException | None = None
+    try:
+        while not replies.done:
+            replies.feed(await connection._reader.read(READ_SIZE))
+            heard()
+    except Exception as error:
+        broken = replies.failure(connection, error)
+    return replies.finish(connection, broken)
+
+
+def _host(connection: Any) -> str:
+    """The server, as redis-py names it in its own read errors."""
+    return str(connection._host_error()) if hasattr(connection, "_host_error") else "the server"
+
+
 async def read_replies_async(
     count: int, read: Callable[[], Any], heard: Heard
 ) -> tuple[list[Any], BaseException | None]:
@@ -171,6 +336,9 @@ async def read_replies_async(
 class WriterBase:
     """Everything a writer does but I/O: commands, shards, WAIT, the trace index."""
 
+    _packs_xadds = True
+    """Whether ``write`` may send the XADDs packed; False where each command is routed by its key."""
+
     def __init__(self, config: ExporterConfig, *, clock: Clock, heard: Heard) -> None:
         self._config = config
         self._clock = clock
@@ -178,16 +346,32 @@ class WriterBase:
         self._index = TraceIndex.for_config(config)
         self._shards = ShardRouter(config.shards) if config.shards > 1 else None
 
-    def _pending(self, entries: Mapping[str, Sequence[EntryFields]]) -> Pending:
-        now_ms = time.time_ns() // 1_000_000
+    def _layout(
+        self, entries: Mapping[str, Sequence[EntryFields]]
+    ) -> tuple[Mapping[str, Sequence[EntryFields]], Sequence[int]]:
+        """The entries as written (by shard key when sharded) and each one's position in
+        ``entries``: sharding is the writer's business, not the caller's."""
         if self._shards is None:
-            return list(enumerate(xadd_commands(entries, self._config, now_ms)))
-        # Positions stay those of ``entries``: sharding is the writer's business, not the caller's.
-        sharded, positions = self._shards.split(entries)
-        return list(zip(positions, xadd_commands(sharded, self._config, now_ms), strict=True))
+            return entries, range(sum(len(key_entries) for key_entries in entries.values()))
+        return self._shards.split(entries)
 
-    def _outcome(self, pending: Pending, replies: Sequence[Any]) -> WriteResult:
-        return outcome(pending, replies, len(pending), cluster_set_by=self._config.cluster_set_by)
+    def _xadds(
+        self, entries: Mapping[str, Sequence[EntryFields]]
+    ) -> tuple[Sequence[int], Packed | list[Command]]:
+        """Each entry's position and the ``XADD`` commands, packed when the fast path allows."""
+        now_ms = time.time_ns() // 1_000_000
+        written, positions = self._layout(entries)
+        packed = pack_xadds(written, self._config, now_ms) if self._packs_xadds else None
+        return positions, packed if packed is not None else xadd_commands(written, self._config, now_ms)
+
+    def _pending(self, entries: Mapping[str, Sequence[EntryFields]]) -> Pending:
+        """Each entry's position and its ``XADD`` command, for writers that split the commands."""
+        now_ms = time.time_ns() // 1_000_000
+        written, positions = self._layout(entries)
+        return list(zip(positions, xadd_commands(written, self._config, now_ms), strict=True))
+
+    def _outcome(self, positions: Sequence[int], replies: Sequence[Any]) -> WriteResult:
+        return outcome(positions, replies, cluster_set_by=self._config.cluster_set_by)
 
     def _index_commands(
         self, entries: Mapping[str, Sequence[EntryFields]], result: WriteResult
@@ -208,9 +392,13 @@ class WriterBase:
         return max(1, int(min(timeout - WAIT_REPLY_GRACE_S, timeout / 2, WAIT_TIMEOUT_CAP_S) * 1000))
 
     def _with_wait(self, commands: Sequence[Command], wait_ms: int | None) -> list[Command]:
+        return [*commands, *self._wait(wait_ms)]
+
+    def _wait(self, wait_ms: int | None) -> list[Command]:
+        """The ``WAIT`` command that ends a round trip, or none."""
         if wait_ms is None:
-            return list(commands)
-        return [*commands, ("WAIT", str(self._config.wait_replicas), str(wait_ms))]
+            return []
+        return [("WAIT", str(self._config.wait_replicas), str(wait_ms))]
 
     def _confirmed(self, replies: list[Any], wait_ms: int | None) -> list[Any]:
         """The replies of the commands before WAIT; without enough replicas, an accepted entry

@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from .._client import bound_timeouts
 from .._config import Address
 from .._errors import NotReplicatedError, SlotMovingError
-from .attempt import Command, Pending
+from .attempt import Command, Packed, Pending
 from .single import AsyncWriter, InFlight, SyncWriter
 
 # Redirects (MOVED, ASK) followed for one entry within one attempt before it counts as failed.
@@ -132,7 +132,11 @@ class SyncClusterWriter(SyncWriter):
     """Writes to a Redis Cluster: one pipeline per master, every pipeline sent before any reply
     is read, so the masters work on a batch at the same time without threads."""
 
-    def _send(self, commands: list[Command], timeout: float) -> list[Any]:
+    _packs_xadds = False  # each command goes to the master of its key's slot
+
+    def _send(self, commands: list[Command] | Packed, timeout: float) -> list[Any]:
+        if isinstance(commands, Packed):  # never: _packs_xadds is False
+            raise TypeError("a cluster routes each command by its key: send them unpacked")
         deadline = self._clock() + timeout
         nodes = self._pool
         redirects = _Redirects(commands)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._client import bound_idle_timeouts, sentinel_pools
 from .._config import ExporterConfig
-from .attempt import Clock, Command, Heard, Pending
+from .attempt import Clock, Command, Heard, Packed, Pending
 from .single import AsyncWriter, SyncWriter
 
 # How often a Sentinel writer asks where the master is, besides after every failed attempt.
@@ -55,7 +55,7 @@ class SyncSentinelWriter(SyncWriter):
         super().__init__(config, pool, clock=clock, heard=heard)
         self._check = _MasterCheck(clock)
 
-    def _send(self, commands: list[Command], timeout: float) -> list[Any]:
+    def _send(self, commands: list[Command] | Packed, timeout: float) -> list[Any]:
         deadline = self._clock() + timeout
         try:
             if self._check.due():

@@ -32,12 +32,17 @@ from .attempt import (
     Clock,
     Command,
     Heard,
+    Packed,
     Pending,
     WriterBase,
     WriteResult,
     pack,
     read_replies,
     read_replies_async,
+    read_replies_at_once,
+    read_replies_at_once_async,
+    reads_at_once,
+    reads_at_once_async,
 )
 
 
@@ -71,12 +76,12 @@ class SyncWriter(WriterBase):
     def write(self, entries: Mapping[str, Sequence[EntryFields]], timeout: float) -> WriteResult:
         """One attempt at ``entries`` (stream key -> entries) within ``timeout`` seconds."""
         deadline = self._clock() + timeout
-        pending = self._pending(entries)
+        positions, commands = self._xadds(entries)
         try:
-            replies: Sequence[Any] = self._send([command for _, command in pending], timeout)
+            replies: Sequence[Any] = self._send(commands, timeout)
         except Exception as error:
-            replies = [error] * len(pending)
-        result = self._outcome(pending, replies)
+            replies = [error] * len(positions)
+        result = self._outcome(positions, replies)
         self._write_index(entries, result, deadline)
         return result
 
@@ -92,31 +97,39 @@ class SyncWriter(WriterBase):
         except Exception as error:
             self._index_report(error)
 
-    def _send(self, commands: list[Command], timeout: float) -> list[Any]:
+    def _send(self, commands: list[Command] | Packed, timeout: float) -> list[Any]:
         """One round trip: pack every command into one buffer, send it, read every reply."""
         return self._receive(self._transmit(self._pool, commands, timeout))
 
-    def _transmit(self, pool: Any, commands: Sequence[Command], timeout: float) -> InFlight:
+    def _transmit(self, pool: Any, commands: Sequence[Command] | Packed, timeout: float) -> InFlight:
         """Send ``commands`` (and WAIT) as one buffer on a connection of ``pool``."""
         bound_timeouts(pool, None, timeout)
         connection = pool.get_connection()
         wait_ms = self._wait_ms(timeout)
-        sent = self._with_wait(commands, wait_ms)
+        wait = self._wait(wait_ms)
         with self._busy_lock:
             self._busy.add(connection)
         try:
             bound_timeouts(pool, connection, timeout)
-            connection.send_packed_command([pack(connection, sent)], check_health=False)
+            connection.send_packed_command(
+                [pack(connection, commands), pack(connection, wait)]
+                if wait
+                else [pack(connection, commands)],
+                check_health=False,
+            )
         except BaseException:
             self._done(pool, connection, broken=True)
             raise
-        return InFlight(pool, connection, len(sent), wait_ms)
+        return InFlight(pool, connection, len(commands) + len(wait), wait_ms)
 
     def _receive(self, flight: InFlight) -> list[Any]:
         """Read every reply of ``flight`` and give its connection back."""
         broken: BaseException | None = None
         try:
-            replies, broken = read_replies(flight.count, flight.connection.read_response, self._heard)
+            if reads_at_once(flight.connection):
+                replies, broken = read_replies_at_once(flight.connection, flight.count, self._heard)
+            else:
+                replies, broken = read_replies(flight.count, flight.connection.read_response, self._heard)
         except BaseException as error:
             broken = error
             raise
@@ -151,6 +164,8 @@ class AsyncWriter(WriterBase):
     It lives on the exporter's event loop. Its ``abort`` is the sender cancelling the attempt.
     """
 
+    _packs_xadds = False  # it splits the commands by key (each key on its own connection)
+
     def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
         super().__init__(config, clock=clock, heard=heard)
         self._pool = pool
@@ -163,7 +178,7 @@ class AsyncWriter(WriterBase):
         pending = self._pending(entries)
         # Unlike the sync twin, no try: _send_by_key hands back each key's failure in its replies.
         replies = await self._send_by_key(pending, timeout)
-        result = self._outcome(pending, replies)
+        result = self._outcome([position for position, _ in pending], replies)
         await self._write_index(entries, result, deadline)
         return result
 
@@ -216,9 +231,12 @@ class AsyncWriter(WriterBase):
         stage.sent = True
         try:
             await connection.send_packed_command([pack(connection, commands)], check_health=False)
-            # No timer per reply (math.inf): _send bounds the whole round trip with one.
-            read = functools.partial(connection.read_response, timeout=math.inf)
-            replies, broken = await read_replies_async(len(commands), read, self._heard)
+            if reads_at_once_async(connection):
+                replies, broken = await read_replies_at_once_async(connection, len(commands), self._heard)
+            else:
+                # No timer per reply (math.inf): _send bounds the whole round trip with one.
+                read = functools.partial(connection.read_response, timeout=math.inf)
+                replies, broken = await read_replies_async(len(commands), read, self._heard)
             if broken is not None:
                 await connection.disconnect()
             return replies

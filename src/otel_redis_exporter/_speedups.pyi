@@ -1,0 +1,9 @@
+"""Types of the optional C extension (``_speedups.c``)."""
+
+from collections.abc import Mapping, Sequence
+
+def pack_commands(commands: Sequence[tuple[str | bytes, ...]], /) -> bytes: ...
+def pack_xadds(
+    entries: Mapping[str, Sequence[Mapping[str, str | bytes]]], trim: tuple[str, ...], /
+) -> bytes: ...
+def parse_replies(data: bytes, offset: int, limit: int, /) -> tuple[list[object], int]: ...
