@@ -70,9 +70,9 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
             connection = pool.get_connection()
             connection.send_packed_command([buffer], check_health=False)
             if reads_at_once(connection):
-                replies, _ = read_replies_at_once(connection, count)
+                replies, _ = read_replies_at_once(connection, count, lambda: None)
             else:
-                replies, _ = read_replies(count, connection.read_response)
+                replies, _ = read_replies(count, connection.read_response, lambda: None)
             pool.release(connection)
             cpu += time.thread_time() - c4
             t5 = time.perf_counter()

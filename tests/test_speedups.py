@@ -45,6 +45,10 @@ pytestmark = pytest.mark.skipif(not FAST_PATH, reason="the compiled fast path is
 _serializer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
 
 
+def NOTHING_HEARD() -> None:
+    """The writers tell the delivery of each reply; here nobody listens."""
+
+
 def reference_pack(commands: list[tuple[str | bytes, ...]]) -> bytes:
     """redis-py's pure-Python RESP, one command after the other."""
     return b"".join(b"".join(_serializer.pack(*command)) for command in commands)
@@ -325,9 +329,9 @@ def test_replies_from_a_server_read_at_once_as_redis_py_reads_them(
             connection.send_packed_command([attempt.pack(connection, SERVER_COMMANDS)], check_health=False)
             assert reads_at_once(connection)
             if at_once:
-                results.append(read_replies_at_once(connection, len(SERVER_COMMANDS)))
+                results.append(read_replies_at_once(connection, len(SERVER_COMMANDS), NOTHING_HEARD))
             else:
-                results.append(read_replies(len(SERVER_COMMANDS), connection.read_response))
+                results.append(read_replies(len(SERVER_COMMANDS), connection.read_response, NOTHING_HEARD))
             pool.release(connection)
             redis_client.delete("s")
     finally:
@@ -355,9 +359,15 @@ def test_async_replies_from_a_server_read_at_once_as_redis_py_reads_them(
                 await connection.send_packed_command([attempt.pack(connection, SERVER_COMMANDS)])
                 assert reads_at_once_async(connection) is with_hiredis
                 if at_once:
-                    results.append(await read_replies_at_once_async(connection, len(SERVER_COMMANDS)))
+                    results.append(
+                        await read_replies_at_once_async(connection, len(SERVER_COMMANDS), NOTHING_HEARD)
+                    )
                 else:
-                    results.append(await read_replies_async(len(SERVER_COMMANDS), connection.read_response))
+                    results.append(
+                        await read_replies_async(
+                            len(SERVER_COMMANDS), connection.read_response, NOTHING_HEARD
+                        )
+                    )
                 await pool.release(connection)
                 redis_client.delete("s")
         finally:
