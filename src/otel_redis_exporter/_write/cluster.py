@@ -146,6 +146,7 @@ class SyncClusterWriter(SyncWriter):
                 if remaining <= 0:
                     raise rex.TimeoutError("the export deadline passed while following redirects")
                 nodes.ready(remaining)
+                self._heard()  # the slot map came back: the cluster answers
             except Exception as error:
                 return redirects.finish(error)
             flights: list[tuple[_Route, InFlight]] = []
@@ -181,6 +182,7 @@ class AsyncClusterWriter(AsyncWriter):
                 if remaining <= 0:
                     raise rex.TimeoutError("the export deadline passed while following redirects")
                 await asyncio.wait_for(nodes.ready(remaining), remaining)
+                self._heard()  # the slot map came back: the cluster answers
             except Exception as error:
                 return redirects.finish(error)
             routes = redirects.plan(nodes)

@@ -382,6 +382,11 @@ class Delivery:
     def closing(self) -> bool:
         return self._closing_at is not None
 
+    @property
+    def close_deadline(self) -> float:
+        """When closing must be over (infinity until it begins)."""
+        return self._close_deadline
+
     def give_up_at(self) -> float:
         """When a closing sender stops trying: the close deadline, or ``SHUTDOWN_PATIENCE_S``
         after the server last took or answered anything (or after closing began): a large round

@@ -91,10 +91,8 @@ class SenderBase:
         return self._delivery.submit(entries)
 
     def _attempt_timeout(self) -> float:
-        """The exporter's timeout; when closing, no later than the moment to give up."""
-        if not self._delivery.closing:
-            return self._config.timeout_s
-        return max(min(self._config.timeout_s, self._delivery.give_up_at() - self._clock()), 0.001)
+        """The exporter's timeout, and never past the close deadline."""
+        return max(min(self._config.timeout_s, self._delivery.close_deadline - self._clock()), 0.001)
 
     def _stop_now(self) -> bool:
         return self._delivery.closing and self._clock() >= self._delivery.give_up_at()
@@ -195,7 +193,13 @@ class ThreadSender(SenderBase):
             if self._writer is None:
                 pool = self._pool_factory(self._config)
                 self._writer = sync_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
-            return self._writer.write(trip.entries, self._attempt_timeout())
+            timeout = self._attempt_timeout()
+            if self._delivery.closing:
+                # Unlike the async twin's cancel, abort() cannot cut a connect short: bound every
+                # socket wait (they are per call, so replies that keep coming still do) by the
+                # moment to give up.
+                timeout = max(min(timeout, self._delivery.give_up_at() - self._clock()), 0.001)
+            return self._writer.write(trip.entries, timeout)
         except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
             logger.exception("Unexpected error while writing log records to Redis")
             return WriteResult(count=trip.count, reason=str(error), error_type="internal")
