@@ -250,3 +250,14 @@ def test_handoff_does_not_wait_behind_a_backlog() -> None:
     started = time.monotonic()
     assert queue.handoff(behind) is False
     assert time.monotonic() - started < HANDOFF_TIMEOUT_S
+
+
+def test_give_up_counts_a_round_trip_its_sender_never_finished() -> None:
+    """A sender stopped mid round trip: its entries are counted as unconfirmed, not lost."""
+    queue = delivery()
+    ticket = queue.submit(entries("in flight 1", "in flight 2"))
+    assert queue.take() is not None
+    queue.submit(entries("waiting"))
+    assert queue.give_up() == {"unconfirmed": 2, "shutdown": 1}
+    assert queue.queued == (0, 0)
+    assert (ticket.open, ticket.dropped) == (0, 2)

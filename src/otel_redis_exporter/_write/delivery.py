@@ -187,6 +187,7 @@ class Delivery:
         self._in_flight_bytes = 0
         self._failures = 0
         self._trip_started: float | None = None
+        self._trip_parcels: list[Parcel] = []  # the round trip in flight
         # The last sign of the server in the round trip in flight: its start, then every reply.
         self._heard_at = 0.0
         self._closing_at: float | None = None
@@ -284,6 +285,7 @@ class Delivery:
             self._waiting_records -= records
             self._waiting_bytes -= size
             self._in_flight, self._in_flight_bytes = records, size
+            self._trip_parcels = parcels
             self._trip_started = self._heard_at = self._clock()
             for parcel in parcels:
                 parcel.in_flight = True
@@ -304,6 +306,7 @@ class Delivery:
                 self._settle_each(trip, result, settled)
             for parcel in trip.parcels:
                 parcel.in_flight = False
+            self._trip_parcels = []
             back = [parcel for parcel in trip.parcels if parcel.live]
             settled.retrying = sum(parcel.live for parcel in back)
             self._waiting.extendleft(reversed(back))
@@ -399,16 +402,20 @@ class Delivery:
             return min(self._close_deadline, since + SHUTDOWN_PATIENCE_S)
 
     def give_up(self) -> dict[str, int]:
-        """Drop everything waiting (at shutdown or after fork); return the counts by reason."""
+        """Drop everything waiting, and a round trip left unfinished (its sender was stopped):
+        at shutdown. Return the counts by reason."""
         counts: dict[str, int] = {}
         with self._lock:
-            for parcel in self._waiting:
+            for parcel in [*self._trip_parcels, *self._waiting]:
                 live = [index for index, item in enumerate(parcel.items) if item is not None]
                 for index in live:
-                    reason = "unconfirmed" if index in parcel.unconfirmed else "shutdown"
+                    sent = index in parcel.unconfirmed or parcel.in_flight
+                    reason = "unconfirmed" if sent else "shutdown"
                     counts[reason] = counts.get(reason, 0) + 1
                     parcel.remove(index)
                 parcel.ticket.settle(0, len(live))
+            self._trip_parcels = []
+            self._in_flight = self._in_flight_bytes = 0
             self._waiting.clear()
             self._waiting_records = self._waiting_bytes = 0
             self._changed.notify_all()
@@ -425,4 +432,5 @@ class Delivery:
         self._in_flight = self._in_flight_bytes = 0
         self._failures = 0
         self._trip_started = self._closing_at = None
+        self._trip_parcels = []
         self._close_deadline = float("inf")
