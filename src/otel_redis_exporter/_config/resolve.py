@@ -17,9 +17,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import redis.connection
 
-from ._keys import MAX_SHARDS, StreamKeyTemplate
-from ._log import logger as _logger
-from ._redact import URL_SCHEMES, is_secret_parameter, redact, redact_url, url_is_clean
+from .._keys import MAX_SHARDS, StreamKeyTemplate
+from .._log import logger as _logger
+from .._redact import URL_SCHEMES, is_secret_parameter, redact, redact_url, url_is_clean
 
 T = TypeVar("T")
 D = TypeVar("D")
@@ -602,7 +602,7 @@ def _available_encoding(argument: str | None, resolved: str) -> str:
     ``flat`` with a warning (an argument raises ``OtlpNotInstalledError`` in the exporter)."""
     if argument is not None or resolved == DEFAULT_ENCODING:
         return resolved
-    from ._formats import import_otlp  # noqa: PLC0415 - _formats imports this module
+    from .._formats import import_otlp  # noqa: PLC0415 - _formats imports this module
 
     try:
         import_otlp()
