@@ -17,8 +17,8 @@ from redis import exceptions as rex
 from redis.exceptions import ResponseError
 
 from .._client import bound_timeouts
-from .._config import Address
 from .._errors import NotReplicatedError, SlotMovingError
+from .._types import Address
 from .attempt import Command, Pending
 from .single import AsyncWriter, InFlight, SyncWriter
 
