@@ -6,7 +6,7 @@ OTLP encoding is chosen, so the default path never loads protobuf.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -15,11 +15,8 @@ from ._config import ExporterConfig
 from ._encoding import FLAT, BatchEncoder
 from ._errors import OtlpNotInstalledError
 from ._keys import StreamKeyTemplate
+from ._types import Entries
 
-# The fields of one entry: every value a str, except an ``otlp_proto`` payload (bytes).
-EntryFields = Mapping[str, str | bytes]
-# Stream key -> its entries, in batch order.
-Entries = Mapping[str, Sequence[EntryFields]]
 # Records, the current time (ns) and the batch's uid prefix -> entries.
 Encode = Callable[[Sequence[ReadableLogRecord], int, str | None], Entries]
 

@@ -55,7 +55,8 @@ OTLP_ENCODINGS = (OTLP_JSON, OTLP_PROTO)
 _HEX_ID_FIELDS = ("traceId", "spanId")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-EntryFields = dict[str, str | bytes]
+# An entry while it is built (the EntryFields of _types once done).
+EntryDraft = dict[str, str | bytes]
 # About what one list item and one map item cost in OTLP/JSON, besides their value
 # (`{"intValue":"1"},` and `{"key":"","value":{...}},`): max_entry_bytes counts with these.
 _ITEM_BYTES = 16
@@ -215,11 +216,11 @@ class OtlpEncoder:
 
     def encode(
         self, batch: Iterable[ReadableLogRecord], now_ns: int, uid_prefix: str | None = None
-    ) -> dict[str, list[EntryFields]]:
+    ) -> dict[str, list[EntryDraft]]:
         """Stream key -> the entries for it, in batch order (``now_ns`` is unused: OTLP keeps
         an unset timestamp unset). With ``uid_prefix``, every entry gets a ``log.record.uid``."""
         keys: dict[int, str] = {}
-        out: dict[str, list[EntryFields]] = {}
+        out: dict[str, list[EntryDraft]] = {}
         for index, record in enumerate(batch):
             resource = record.resource
             key = keys.get(id(resource))
@@ -236,10 +237,10 @@ class OtlpEncoder:
             out.setdefault(key, []).append(fields)
         return out
 
-    def _entry(self, record: ReadableLogRecord, error_type: str | None = None) -> EntryFields:
+    def _entry(self, record: ReadableLogRecord, error_type: str | None = None) -> EntryDraft:
         encodable, cut = _encodable(record, self._max_entry_bytes)
         [message] = encode_logs([encodable]).resource_logs
-        fields: EntryFields = {"v": SCHEMA_VERSION, ENCODING_FIELD: self._encoding}
+        fields: EntryDraft = {"v": SCHEMA_VERSION, ENCODING_FIELD: self._encoding}
         log = record.log_record
         if log.trace_id and log.span_id:
             fields["trace_id"] = format_trace_id(log.trace_id)
@@ -253,7 +254,7 @@ class OtlpEncoder:
             fields[PAYLOAD_FIELD] = resource_logs_to_json(message)
         return fields
 
-    def _placeholder(self, record: ReadableLogRecord, error: Exception) -> EntryFields:
+    def _placeholder(self, record: ReadableLogRecord, error: Exception) -> EntryDraft:
         """The entry standing in for a record that could not be encoded: a new record with the
         body ``PLACEHOLDER_BODY``, the original's timestamps, resource and scope where they can
         be encoded, and the error's type."""

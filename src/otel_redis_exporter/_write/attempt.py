@@ -25,9 +25,9 @@ from redis.exceptions import ResponseError
 
 from .._config import ExporterConfig
 from .._errors import NotReplicatedError, Outcome, classify, describe, error_type, maybe_landed
-from .._formats import EntryFields
 from .._index import TraceIndex
 from .._keys import ShardRouter
+from .._types import Clock, Command, EntryFields
 
 # hiredis packs a command in C; redis-py's own packer adds a generator step per argument.
 _pack_in_c: Callable[[Any], bytes] | None
@@ -48,8 +48,6 @@ WAIT_TIMEOUT_CAP_S = 1.0
 # A server answers WAIT up to one event-loop tick (100 ms at the default hz 10) after its timeout.
 WAIT_REPLY_GRACE_S = 0.2
 
-Command = tuple[str | bytes, ...]
-Clock = Callable[[], float]
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
 

@@ -18,8 +18,8 @@ from redis.exceptions import ResponseError
 
 from .._client import bound_timeouts
 from .._errors import NotReplicatedError, SlotMovingError
-from .._types import Address
-from .attempt import Command, Pending
+from .._types import Address, Command
+from .attempt import Pending
 from .single import AsyncWriter, InFlight, SyncWriter
 
 # Redirects (MOVED, ASK) followed for one entry within one attempt before it counts as failed.
