@@ -1,12 +1,13 @@
 """OpenTelemetry log exporter that writes log records to Redis Streams."""
 
 # First: without redis-py, importing the package fails with a message that says how to fix it.
-from ._redis import RedisNotInstalledError  # isort: skip
+from . import _redis  # noqa: F401  # isort: skip
 
 from ._config import ExporterConfig
 from ._encoding import LogEntry, decode_fields
-from ._errors import OtlpNotInstalledError
 from ._keys import shard_keys
+from ._metrics import ExporterStats
+from ._missing import OtlpNotInstalledError, RedisNotInstalledError
 from ._setup import configure_logging
 from .exporter import RedisLogExporter
 from .reader import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
@@ -14,6 +15,7 @@ from .reader import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
 __all__ = [
     "ConsumerGroup",
     "ExporterConfig",
+    "ExporterStats",
     "GroupInfo",
     "LogEntry",
     "OtlpNotInstalledError",

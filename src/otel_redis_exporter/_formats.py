@@ -13,8 +13,8 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 
 from ._config import ExporterConfig
 from ._encoding import FLAT, BatchEncoder
-from ._errors import OtlpNotInstalledError
 from ._keys import StreamKeyTemplate
+from ._missing import OtlpNotInstalledError
 from ._types import Entries
 
 # Records, the current time (ns) and the batch's uid prefix -> entries.

@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
 from ._encoding import LogEntry, _dumps, _Sanitizer
-from ._errors import OtlpNotInstalledError, describe
+from ._errors import describe
 from ._log import logger
+from ._missing import OtlpNotInstalledError
 from ._redact import redact, secrets_of_url
 from ._terminal import visible
 from .reader import DEFAULT_BLOCK_MS, DEFAULT_CLAIM_IDLE_MS, RedisLogReader, StreamStats
