@@ -51,7 +51,7 @@ def test_constructor_keyword_types_match_the_typed_options() -> None:
 
 
 def test_configuration_fields_are_the_settings() -> None:
-    """ExporterConfig has one field per setting, plus what resolution derives (why disabled, who set cluster)."""
+    """ExporterConfig has a field per setting, plus what resolution derives (disabled, cluster_set_by)."""
     fields = {field.name for field in dataclasses.fields(ExporterConfig)}
     settings = {setting.config_field for name, setting in SETTINGS.items() if name != "meter_provider"}
     assert fields - settings == {"cluster_set_by", "disabled"}
