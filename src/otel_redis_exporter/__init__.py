@@ -10,7 +10,7 @@ from ._metrics import ExporterStats
 from ._missing import OtlpNotInstalledError, RedisNotInstalledError
 from ._setup import configure_logging
 from .exporter import RedisLogExporter
-from .reader import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
+from .read import ConsumerGroup, GroupInfo, RedisLogReader, StreamStats
 
 __all__ = [
     "ConsumerGroup",

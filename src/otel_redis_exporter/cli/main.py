@@ -29,13 +29,13 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TextIO
 
-from ._encoding import LogEntry, _dumps, _Sanitizer
-from ._errors import describe
-from ._log import logger
-from ._missing import OtlpNotInstalledError
-from ._redact import redact, secrets_of_url
-from ._terminal import visible
-from .reader import DEFAULT_BLOCK_MS, DEFAULT_CLAIM_IDLE_MS, RedisLogReader, StreamStats
+from .._encoding import LogEntry, _dumps, _Sanitizer
+from .._errors import describe
+from .._log import logger
+from .._missing import OtlpNotInstalledError
+from .._redact import redact, secrets_of_url
+from .._terminal import visible
+from ..read import DEFAULT_BLOCK_MS, DEFAULT_CLAIM_IDLE_MS, RedisLogReader, StreamStats
 
 PROG = "otel-redis"
 EXIT_FAILURE = 1
@@ -436,7 +436,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 def _sender(args: argparse.Namespace) -> Any:
     """OTLP/HTTP (ours, which sees each answer) or OTLP/gRPC (the SDK's exporter, the grpc extra)."""
-    from ._formats import import_otlp  # noqa: PLC0415
+    from .._formats import import_otlp  # noqa: PLC0415
 
     import_otlp()
     if args.protocol == "grpc":
@@ -446,7 +446,7 @@ def _sender(args: argparse.Namespace) -> Any:
             )
         except ImportError as error:
             raise OtlpNotInstalledError(error, extra="grpc") from error
-        from ._send import ExporterSender  # noqa: PLC0415
+        from .send import ExporterSender  # noqa: PLC0415
 
         insecure = not args.endpoint.startswith("https://")
         compression = None if args.compression == "none" else _grpc_compression(args.compression)
@@ -458,7 +458,7 @@ def _sender(args: argparse.Namespace) -> Any:
         import requests  # noqa: F401, PLC0415 - the otlp extra brings it
     except ImportError as error:
         raise OtlpNotInstalledError(error) from error
-    from ._send import OtlpHttpSender  # noqa: PLC0415
+    from .send import OtlpHttpSender  # noqa: PLC0415
 
     return OtlpHttpSender(args.endpoint, timeout_s=args.export_timeout, compression=args.compression)
 
@@ -471,7 +471,7 @@ def _grpc_compression(name: str) -> Any:
 
 def cmd_forward(args: argparse.Namespace, out: TextIO) -> int:
 
-    from ._forward import Forwarder, ForwardStats  # noqa: PLC0415
+    from .forward import Forwarder, ForwardStats  # noqa: PLC0415
 
     if args.batch_size <= 0:
         raise UsageError(f"--batch-size must be > 0; got {args.batch_size}")

@@ -27,14 +27,14 @@ from typing import Any
 
 from redis import exceptions as rex
 
-from ._config import ExporterConfig, resolve_config
-from ._connection import close_client, one_slot, reader_client
-from ._encoding import LogEntry, decode_fields
-from ._index import index_base, index_key, parse_member
-from ._keys import StreamKeyTemplate, shard_keys, shard_of
-from ._log import logger
-from ._redact import redact_url
-from ._types import Address
+from .._config import ExporterConfig, resolve_config
+from .._connection import close_client, one_slot, reader_client
+from .._encoding import LogEntry, decode_fields
+from .._index import index_base, index_key, parse_member
+from .._keys import StreamKeyTemplate, shard_keys, shard_of
+from .._log import logger
+from .._redact import redact_url
+from .._types import Address
 
 # Entries fetched per XRANGE / XREVRANGE call while paging through a stream.
 PAGE_SIZE = 1000
