@@ -61,6 +61,7 @@ def assert_nothing_lost(books: Books, *, duplicates_allowed: bool) -> None:
     assert during < 3 * before + LOGGING_P99_SLACK_MS, f"logging got slower during the fault: {books}"
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("rate", [200, 1_000, 5_000])
 @pytest.mark.parametrize("seconds", [2, 4, 8])
 def test_frozen_server_loses_nothing_and_writes_each_record_once(
@@ -84,6 +85,7 @@ def test_frozen_server_loses_nothing_and_writes_each_record_once(
     assert_nothing_lost(books, duplicates_allowed=False)
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("seconds", [1, 5, 15])
 def test_killed_server_restarted_loses_nothing_and_drains_within_a_second(
     start_server: Callable[..., ServerProcess], pipelines: Callable[[str], Pipeline], seconds: int
