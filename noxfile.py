@@ -82,6 +82,6 @@ def bench(session: nox.Session) -> None:
     Needs Debian's redis-server and redis-tools (redis-benchmark); prints a table and writes
     bench-results.json.
     """
-    # trustme: the ServerProcess of tests/servers.py, which starts the server, imports it.
-    session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http", "trustme")
+    # The benchmarks start their servers with benchmarks/servers.py: they need nothing of tests/.
+    session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http")
     session.run("python", "benchmarks/bench.py", *session.posargs)

@@ -13,13 +13,9 @@ import argparse
 import contextlib
 import cProfile
 import pstats
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # ServerProcess
 
 from otel_redis_exporter import RedisLogExporter
 from otel_redis_exporter._client import make_pool
