@@ -61,7 +61,7 @@ class ServerProcess:
     def __init__(
         self, binary: str, directory: str | Path, *, name: str = "server", config: tuple[str, ...] = ()
     ):
-        self.binary, self.name, self.port = binary, name, free_port()
+        self.binary, self.name, self.host, self.port = binary, name, HOST, free_port()
         self.dir = Path(directory) / f"{name}-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
         lines = [
