@@ -22,9 +22,9 @@ import pytest
 from otel_redis_exporter._write import HANDOFF_TIMEOUT_S
 from otel_redis_exporter._write.attempt import BACKOFF_CAP_S
 from otel_redis_exporter._write.delivery import SHUTDOWN_PATIENCE_S
-from pipeline import Books, Pipeline
 from proxy import Proxy
 
+from pipeline import Books, Pipeline
 from servers import ServerProcess
 
 # What a logging call may cost during a fault, beyond three times what it cost before it.

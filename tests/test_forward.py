@@ -273,14 +273,18 @@ def test_a_second_forwarder_takes_over_a_dead_ones_entries(
     redis_client.xreadgroup(GROUP, "crashed", {"otel:logs": ">"}, count=5)  # ... and never acknowledged
     receiver.start()
     command = forward_command(redis_url, receiver.endpoint, "--exit-when-idle", "--claim-idle", "0.2")
+    # The forwarder claims on its first read what has been idle past --claim-idle (200 ms).
     wait_until(
-        lambda: (
-            subprocess.run(command, capture_output=True, timeout=60, env=env(), check=False).returncode == 0
-            and sorted(receiver.bodies()) == [f"r{i}" for i in range(5)]
+        lambda: all(
+            entry["time_since_delivered"] > 200
+            for entry in redis_client.xpending_range("otel:logs", GROUP, "-", "+", 5)
         ),
-        timeout=30,
-        what="the crashed consumer's entries forwarded",
+        timeout=2,
+        what="the crashed consumer's entries idle past --claim-idle",
     )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env(), check=False)
+    assert result.returncode == 0, result.stderr
+    assert sorted(receiver.bodies()) == [f"r{i}" for i in range(5)]
     assert pending(redis_client) == 0
 
 
