@@ -36,7 +36,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from otel_redis_exporter import RedisLogExporter
-from otel_redis_exporter._encoding import BatchEncoder
+from otel_redis_exporter._encode.flat import BatchEncoder
 from otel_redis_exporter._keys import StreamKeyTemplate
 
 from servers import ServerProcess, server_binary

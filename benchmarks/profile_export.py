@@ -20,7 +20,7 @@ from typing import Any
 from otel_redis_exporter import RedisLogExporter
 from otel_redis_exporter._client import make_pool
 from otel_redis_exporter._context import is_own
-from otel_redis_exporter._encoding import BatchEncoder
+from otel_redis_exporter._encode.flat import BatchEncoder
 from otel_redis_exporter._keys import StreamKeyTemplate
 from otel_redis_exporter._write.attempt import outcome, pack, xadd_commands
 

@@ -21,8 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from redis.connection import Encoder, PythonRespSerializer
 
-from otel_redis_exporter import _encoding
-from otel_redis_exporter._encoding import (
+from otel_redis_exporter._encode import flat as _encoding
+from otel_redis_exporter._encode.flat import (
     BODY_TYPE_JSON,
     SCHEMA_VERSION,
     BatchEncoder,

@@ -32,7 +32,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
-from otel_redis_exporter._otlp import any_value, key_values
+from otel_redis_exporter._encode.otlp import any_value, key_values
 from otel_redis_exporter.cli.forward import TRUNCATED_ATTRIBUTE, Forwarder, to_records
 from otel_redis_exporter.cli.send import MAX_RETRY_AFTER_S, Answer, OtlpHttpSender, retry_after
 

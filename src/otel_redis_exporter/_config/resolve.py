@@ -189,7 +189,7 @@ def _available_encoding(argument: str | None, resolved: str) -> str:
     ``flat`` with a warning (an argument raises ``OtlpNotInstalledError`` in the exporter)."""
     if argument is not None or resolved == DEFAULT_ENCODING:
         return resolved
-    from .._formats import import_otlp  # noqa: PLC0415 - _formats imports this module
+    from .._encode.select import import_otlp  # noqa: PLC0415 - _encode.select imports this module
 
     try:
         import_otlp()

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from .._encoding import LogEntry
+from .._encode.flat import LogEntry
 from .._errors import describe
 from .._missing import OtlpNotInstalledError
 from .._terminal import visible
@@ -191,7 +191,7 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
 
 def _sender(args: argparse.Namespace) -> Any:
     """OTLP/HTTP (ours, which sees each answer) or OTLP/gRPC (the SDK's exporter, the grpc extra)."""
-    from .._formats import import_otlp  # noqa: PLC0415
+    from .._encode.select import import_otlp  # noqa: PLC0415
 
     import_otlp()
     if args.protocol == "grpc":

@@ -24,7 +24,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from .._encoding import LogEntry, _dumps
+from .._encode.flat import LogEntry, _dumps
 from .._errors import describe
 from .._log import logger
 from ..read import DEAD_LETTER_SUFFIX, DEFAULT_BLOCK_MS, DEFAULT_GROUP_COUNT, ConsumerGroup
@@ -79,7 +79,7 @@ class RecordBuilder:
 
     def build(self, entry: LogEntry) -> ReadableLogRecord:
         """The SDK record an exporter can send; bodies and attributes keep their types."""
-        from .._otlp import _otlp_value  # noqa: PLC0415 - the forwarder runs with the otlp extra
+        from .._encode.otlp import _otlp_value  # noqa: PLC0415 - the forwarder runs with the otlp extra
 
         resource_key = _key(entry.resource_schema_url, entry.resource)
         resource = self._resources.get(resource_key)
@@ -133,7 +133,7 @@ def _key(head: Hashable, attributes: Mapping[str, Any]) -> Hashable:
 
 
 def _jsonable(value: Any) -> Any:
-    from .._encoding import _Sanitizer  # noqa: PLC0415
+    from .._encode.flat import _Sanitizer  # noqa: PLC0415
 
     return _Sanitizer(1 << 30).value(value)
 

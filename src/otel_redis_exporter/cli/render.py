@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._encoding import LogEntry, _dumps, _Sanitizer
+from .._encode.flat import LogEntry, _dumps, _Sanitizer
 from .._terminal import visible
 from ..read import StreamStats
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._encoding import LogEntry
+from .._encode.flat import LogEntry
 from .replies import DEFAULT_BLOCK_MS, RawEntry, decode_entry, entries_of, order_key, text
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._encoding import LogEntry, decode_fields
+from .._encode.flat import LogEntry, decode_fields
 from .._log import logger
 
 # How long a blocking read waits for new entries, in milliseconds.

@@ -1,7 +1,7 @@
 """The OTLP entry encodings: one record per entry as a standard OTLP ``ResourceLogs``, and back.
 
 Needs the ``otlp`` extra (``opentelemetry-exporter-otlp-proto-common`` and protobuf); import it
-through ``_formats.import_otlp`` to get a clear error when they are missing.
+through ``select.import_otlp`` to get a clear error when they are missing.
 
 An entry holds ``v``, ``encoding`` (``otlp_json`` or ``otlp_proto``), ``trace_id`` (hex, when the
 record has trace context, so an index or a filter need not parse the payload) and ``payload``:
@@ -28,7 +28,9 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import format_trace_id
 
-from ._encoding import (
+from .._keys import StreamKeyTemplate
+from .._log import logger
+from .flat import (
     ENCODING_ERROR_FIELD,
     ENCODING_FIELD,
     MAX_DEPTH,
@@ -44,8 +46,6 @@ from ._encoding import (
     record_uid,
     safe_text,
 )
-from ._keys import StreamKeyTemplate
-from ._log import logger
 
 OTLP_JSON = "otlp_json"
 OTLP_PROTO = "otlp_proto"

@@ -1,6 +1,6 @@
 """Chooses the entry encoding: the flat fields (default) or one of the OTLP encodings.
 
-The OTLP encodings live in ``_otlp`` and need the ``otlp`` extra; it is imported only when an
+The OTLP encodings live in ``otlp`` and need the ``otlp`` extra; it is imported only when an
 OTLP encoding is chosen, so the default path never loads protobuf.
 """
 
@@ -11,11 +11,11 @@ from types import ModuleType
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
-from ._config import ExporterConfig
-from ._encoding import FLAT, BatchEncoder
-from ._keys import StreamKeyTemplate
-from ._missing import OtlpNotInstalledError
-from ._types import Entries
+from .._config import ExporterConfig
+from .._keys import StreamKeyTemplate
+from .._missing import OtlpNotInstalledError
+from .._types import Entries
+from .flat import FLAT, BatchEncoder
 
 # Records, the current time (ns) and the batch's uid prefix -> entries.
 Encode = Callable[[Sequence[ReadableLogRecord], int, str | None], Entries]
@@ -24,7 +24,7 @@ Encode = Callable[[Sequence[ReadableLogRecord], int, str | None], Entries]
 def import_otlp() -> ModuleType:
     """The ``_otlp`` module, or ``OtlpNotInstalledError`` saying which extra to install."""
     try:
-        from . import _otlp  # noqa: PLC0415 - protobuf is loaded only for the OTLP encodings
+        from . import otlp as _otlp  # noqa: PLC0415 - protobuf is loaded only for the OTLP encodings
     except ImportError as error:
         raise OtlpNotInstalledError(error) from error
     return _otlp

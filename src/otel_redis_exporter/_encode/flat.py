@@ -37,8 +37,8 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 
-from ._keys import StreamKeyTemplate
-from ._log import logger
+from .._keys import StreamKeyTemplate
+from .._log import logger
 
 SCHEMA_VERSION = "1"
 MAX_DEPTH = 32
@@ -669,7 +669,7 @@ def decode_fields(
     fields = {_text(k): _text(v) for k, v in raw.items()}
     encoding = fields.get(ENCODING_FIELD)
     if encoding is not None and encoding != FLAT:
-        from ._otlp import decode_otlp  # noqa: PLC0415 - protobuf is imported only when needed
+        from .otlp import decode_otlp  # noqa: PLC0415 - protobuf is imported only when needed
 
         payload = next((value for key, value in raw.items() if _text(key) == PAYLOAD_FIELD), None)
         entry = decode_otlp(encoding, payload, entry_id=entry_id, stream=stream)
