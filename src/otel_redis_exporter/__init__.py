@@ -4,7 +4,8 @@
 from . import _redis  # noqa: F401  # isort: skip
 
 from ._config import ExporterConfig
-from ._encode.flat import LogEntry, decode_fields
+from ._encode.entry import LogEntry
+from ._encode.select import decode_fields
 from ._keys import shard_keys
 from ._metrics import ExporterStats
 from ._missing import OtlpNotInstalledError, RedisNotInstalledError

@@ -18,8 +18,8 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from ._client import make_async_pool, make_pool
 from ._config import CONFIG_SETTINGS, ERROR_TYPE_INVALID_CONFIG, ExporterConfig, resolve
 from ._context import EXPORTING_KEY, instrumentation_suppressed, is_own, logged_while_exporting
-from ._encode.flat import uid_prefix
 from ._encode.select import batch_encoder
+from ._encode.uid import uid_prefix
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._metrics import ExporterMetrics, ExporterStats

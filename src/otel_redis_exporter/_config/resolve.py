@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .._encode.select import import_otlp
 from .._log import logger as _logger
 from .._redact import redact, redact_url
 from .._types import Address
@@ -189,8 +190,6 @@ def _available_encoding(argument: str | None, resolved: str) -> str:
     ``flat`` with a warning (an argument raises ``OtlpNotInstalledError`` in the exporter)."""
     if argument is not None or resolved == DEFAULT_ENCODING:
         return resolved
-    from .._encode.select import import_otlp  # noqa: PLC0415 - _encode.select imports this module
-
     try:
         import_otlp()
     except ImportError as error:

@@ -30,6 +30,7 @@ from opentelemetry.trace import format_trace_id
 
 from .._keys import StreamKeyTemplate
 from .._log import logger
+from .entry import LogEntry
 from .flat import (
     ENCODING_ERROR_FIELD,
     ENCODING_FIELD,
@@ -37,15 +38,13 @@ from .flat import (
     PAYLOAD_FIELD,
     PLACEHOLDER_BODY,
     SCHEMA_VERSION,
-    UID_FIELD,
     UNBOUNDED,
-    LogEntry,
-    _dumps,
-    _str_of,
+    dumps,
     int_text,
-    record_uid,
     safe_text,
+    str_of,
 )
+from .uid import UID_FIELD, record_uid
 
 OTLP_JSON = "otlp_json"
 OTLP_PROTO = "otlp_proto"
@@ -109,7 +108,7 @@ def _plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> bool:
     return False
 
 
-def _otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
+def otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
     """``value`` made something OTLP's AnyValue holds; what it cannot hold becomes a string.
     Strings, bytes and collections are cut once ``budget`` runs out."""
     budget = budget or _Budget(UNBOUNDED)
@@ -136,31 +135,31 @@ def _otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> An
     if depth >= MAX_DEPTH:
         return f"<nested deeper than {MAX_DEPTH} levels>"
     if isinstance(value, bytearray | memoryview):
-        return _otlp_value(bytes(value), depth, budget)
+        return otlp_value(bytes(value), depth, budget)
     try:
         if isinstance(value, Mapping):
             items: dict[str, Any] = {}
             for key, item in value.items():
-                if not budget.spend(len(_str_of(key)) + _PAIR_BYTES):
+                if not budget.spend(len(str_of(key)) + _PAIR_BYTES):
                     break
-                items[safe_text(_str_of(key))] = _otlp_value(item, depth + 1, budget)
+                items[safe_text(str_of(key))] = otlp_value(item, depth + 1, budget)
             return items
         if isinstance(value, list | tuple):
             out: list[Any] = []
             for item in value:
                 if not budget.spend(_ITEM_BYTES):
                     break
-                out.append(_otlp_value(item, depth + 1, budget))
+                out.append(otlp_value(item, depth + 1, budget))
             return out
     except Exception:
         return f"<unreadable {type(value).__name__}>"
     if isinstance(value, str):
-        return _otlp_value(str.__str__(value), depth, budget)
+        return otlp_value(str.__str__(value), depth, budget)
     if isinstance(value, int):
-        return _otlp_value(int.__index__(value), depth, budget)
+        return otlp_value(int.__index__(value), depth, budget)
     if isinstance(value, float):
         return float.__float__(value)
-    return safe_text(_str_of(value))
+    return safe_text(str_of(value))
 
 
 def _encodable(record: ReadableLogRecord, max_entry_bytes: int = UNBOUNDED) -> tuple[ReadableLogRecord, bool]:
@@ -175,8 +174,8 @@ def _encodable(record: ReadableLogRecord, max_entry_bytes: int = UNBOUNDED) -> t
         return record, False
     budget = _Budget(max_entry_bytes)
     clean = copy.copy(log)
-    clean.body = _otlp_value(log.body, 0, budget)
-    clean.attributes = _otlp_value(dict(attributes), 0, budget)
+    clean.body = otlp_value(log.body, 0, budget)
+    clean.attributes = otlp_value(dict(attributes), 0, budget)
     return dataclasses.replace(record, log_record=clean), budget.cut
 
 
@@ -245,7 +244,7 @@ class OtlpEncoder:
         if log.trace_id and log.span_id:
             fields["trace_id"] = format_trace_id(log.trace_id)
         if cut:
-            fields["truncated"] = _dumps(["record"])
+            fields["truncated"] = dumps(["record"])
         if error_type is not None:
             fields[ENCODING_ERROR_FIELD] = error_type
         if self._encoding == OTLP_PROTO:
@@ -261,7 +260,7 @@ class OtlpEncoder:
         logger.warning(
             "A log record could not be encoded (%s: %s); it is written with the body %r",
             type(error).__name__,
-            _str_of(error)[:200],
+            str_of(error)[:200],
             PLACEHOLDER_BODY,
         )
         log = record.log_record

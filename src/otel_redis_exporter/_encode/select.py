@@ -6,16 +6,23 @@ OTLP encoding is chosen, so the default path never loads protobuf.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 
-from .._config import ExporterConfig
 from .._keys import StreamKeyTemplate
 from .._missing import OtlpNotInstalledError
 from .._types import Entries
-from .flat import FLAT, BatchEncoder
+from .entry import LogEntry, decode_flat, text
+from .flat import ENCODING_FIELD, FLAT, PAYLOAD_FIELD, BatchEncoder
+from .uid import UID_FIELD
+
+if TYPE_CHECKING:  # the configuration imports this module (to check the otlp extra)
+    from .._config import ExporterConfig
 
 # Records, the current time (ns) and the batch's uid prefix -> entries.
 Encode = Callable[[Sequence[ReadableLogRecord], int, str | None], Entries]
@@ -42,3 +49,24 @@ def batch_encoder(config: ExporterConfig, template: StreamKeyTemplate) -> Encode
     encoder = import_otlp().OtlpEncoder(template, config.encoding, config.max_entry_bytes)
     encode: Encode = encoder.encode
     return encode
+
+
+def decode_fields(
+    raw: Mapping[str, str] | Mapping[bytes, bytes],
+    *,
+    entry_id: str | None = None,
+    stream: str | None = None,
+) -> LogEntry:
+    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``.
+
+    Entries in an OTLP encoding (``encoding`` field ``otlp_json`` or ``otlp_proto``) are decoded
+    too; that needs the ``otlp`` extra (protobuf and the OpenTelemetry proto classes).
+    """
+    fields = {text(k): text(v) for k, v in raw.items()}
+    encoding = fields.get(ENCODING_FIELD)
+    if encoding is not None and encoding != FLAT:
+        payload = next((value for key, value in raw.items() if text(key) == PAYLOAD_FIELD), None)
+        entry: LogEntry = import_otlp().decode_otlp(encoding, payload, entry_id=entry_id, stream=stream)
+        truncated = tuple(json.loads(fields["truncated"])) if "truncated" in fields else ()
+        return dataclasses.replace(entry, uid=fields.get(UID_FIELD), truncated=truncated)
+    return decode_flat(fields, entry_id=entry_id, stream=stream)

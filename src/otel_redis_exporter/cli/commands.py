@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from .._encode.flat import LogEntry
+from .._encode.entry import LogEntry
 from .._errors import describe
 from .._missing import OtlpNotInstalledError
 from .._terminal import visible

@@ -7,7 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._encode.flat import LogEntry, _dumps, _Sanitizer
+from .._encode.entry import LogEntry
+from .._encode.flat import Sanitizer, dumps
 from .._terminal import visible
 from ..read import StreamStats
 
@@ -48,7 +49,7 @@ def iso_time(ns: int) -> str:
 
 def jsonable(value: Any) -> Any:
     """``value`` as JSON data, with the entry schema's tags for bytes and non-finite floats."""
-    return _Sanitizer(1 << 30).value(value)
+    return Sanitizer(1 << 30).value(value)
 
 
 def entry_json(entry: LogEntry) -> str:
@@ -78,11 +79,11 @@ def entry_json(entry: LogEntry) -> str:
         "entry_id": entry.entry_id,
         "encoding": entry.encoding,
     }
-    return _dumps(jsonable(document))
+    return dumps(jsonable(document))
 
 
 def _shown(value: Any) -> str:
-    text = visible(value if isinstance(value, str) else _dumps(jsonable(value)))
+    text = visible(value if isinstance(value, str) else dumps(jsonable(value)))
     return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 1] + "…"
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._encode.flat import LogEntry
-from .replies import DEFAULT_BLOCK_MS, RawEntry, decode_entry, entries_of, order_key, text
+from .._encode.entry import LogEntry, text
+from .replies import DEFAULT_BLOCK_MS, RawEntry, decode_entry, entries_of, order_key
 
 if TYPE_CHECKING:
     from .reader import RedisLogReader

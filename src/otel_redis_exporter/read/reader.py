@@ -29,7 +29,7 @@ from redis import exceptions as rex
 
 from .._config import ExporterConfig, resolve_config
 from .._connection import close_client, one_slot, reader_client
-from .._encode.flat import LogEntry
+from .._encode.entry import LogEntry, text
 from .._index import index_base, index_key, parse_member
 from .._keys import StreamKeyTemplate, shard_keys, shard_of
 from .._redact import redact_url
@@ -45,7 +45,6 @@ from .replies import (
     order_key,
     parse_id,
     streams_of,
-    text,
 )
 
 # Entries fetched per XRANGE / XREVRANGE call while paging through a stream.

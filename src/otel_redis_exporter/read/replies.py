@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._encode.flat import LogEntry, decode_fields
+from .._encode.entry import LogEntry, text
+from .._encode.select import decode_fields
 from .._log import logger
 
 # How long a blocking read waits for new entries, in milliseconds.
@@ -18,10 +19,6 @@ DEFAULT_BLOCK_MS = 2000
 DEAD_LETTER_SUFFIX = ":dead"
 EntryId = tuple[int, int]
 RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
-
-
-def text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def parse_id(entry_id: str | bytes) -> EntryId:
