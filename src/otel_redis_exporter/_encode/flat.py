@@ -1,7 +1,7 @@
-"""Pure encoding: an SDK log record becomes the fields of one stream entry, and back.
+"""Pure encoding: an SDK log record becomes the fields of one stream entry (the flat encoding).
 
 No Redis here, no clock, no I/O: every field name and value produced is a ``str`` that encodes as
-UTF-8. ``decode_fields`` is the inverse; ``LogEntry`` is what it returns. The layout is the
+UTF-8. ``entry.decode_flat`` is the inverse; ``LogEntry`` is what it returns. The layout is the
 versioned contract described in the README ("Stream entry schema"); ``SCHEMA_VERSION`` changes
 whenever a consumer would have to change.
 

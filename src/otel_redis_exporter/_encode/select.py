@@ -29,7 +29,7 @@ Encode = Callable[[Sequence[ReadableLogRecord], int, str | None], Entries]
 
 
 def import_otlp() -> ModuleType:
-    """The ``_otlp`` module, or ``OtlpNotInstalledError`` saying which extra to install."""
+    """The ``otlp`` module, or ``OtlpNotInstalledError`` saying which extra to install."""
     try:
         from . import otlp as _otlp  # noqa: PLC0415 - protobuf is loaded only for the OTLP encodings
     except ImportError as error:

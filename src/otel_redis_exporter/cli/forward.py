@@ -1,4 +1,4 @@
-"""Forwarding: a consumer group hands batches to a sender (OTLP/HTTP in the CLI, see ``_send``).
+"""Forwarding: a consumer group hands batches to a sender (OTLP/HTTP in the CLI, see ``send``).
 
 An entry is acknowledged only once it was delivered or, refused for good, copied to the dead
 letters. While the endpoint cannot take a batch, the batch stays pending in the group and is
