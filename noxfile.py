@@ -94,12 +94,18 @@ def sanitize(session: nox.Session) -> None:
 
 @nox.session
 def oldest(session: nox.Session) -> None:
-    """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis (on the
-    compiled fast path)."""
+    """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis, on
+    the compiled fast path.
+
+    CI runs it after `tests`. It leaves out the `bench`-marked tests and the long fault matrix
+    (`matrix`): they test our code, not the floors, and `tests` runs them; the rest keeps the
+    whole CI run under 25 minutes. Arguments replace the selection
+    (`nox -s oldest -- tests/test_faults.py`).
+    """
     deps = [dep for dep in TEST_DEPS if not dep.startswith(NEWER_THAN_OLDEST)]
     session.install("-e", ".[otlp]", *deps, *OLDEST)
     expect_fast_path(session, True)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *(session.posargs or ["-m", "not bench and not matrix"]))
 
 
 @nox.session
@@ -138,6 +144,6 @@ def bench(session: nox.Session) -> None:
     Needs Debian's redis-server and redis-tools (redis-benchmark); prints a table and writes
     bench-results.json.
     """
-    # trustme: the ServerProcess of tests/servers.py, which starts the server, imports it.
-    session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http", "trustme")
+    # The benchmarks start their servers with benchmarks/servers.py: they need nothing of tests/.
+    session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http")
     session.run("python", "benchmarks/bench.py", *session.posargs)

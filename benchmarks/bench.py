@@ -36,20 +36,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import redis
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+
+from otel_redis_exporter import FAST_PATH, RedisLogExporter
+from otel_redis_exporter._encode.flat import BatchEncoder
+from otel_redis_exporter._keys import StreamKeyTemplate
+
+from servers import ServerProcess, server_binary
+from workload import batches, make_records
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "tests"))  # ServerProcess, free_port
-
-import redis  # noqa: E402
-from opentelemetry.sdk._logs import ReadableLogRecord  # noqa: E402
-from opentelemetry.sdk._logs.export import LogRecordExportResult  # noqa: E402
-
-from otel_redis_exporter import FAST_PATH, RedisLogExporter  # noqa: E402
-from otel_redis_exporter._encoding import BatchEncoder  # noqa: E402
-from otel_redis_exporter._keys import StreamKeyTemplate  # noqa: E402
-
-from servers import ServerProcess, server_binary  # noqa: E402
-from workload import batches, make_records  # noqa: E402
 
 MAXLEN = 100_000  # the exporter's default trim, used by every Redis case
 BATCH = 512  # the SDK's default max_export_batch_size

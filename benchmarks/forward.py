@@ -2,7 +2,7 @@
 
     python benchmarks/forward.py [--records 20000] [--rounds 5] [--batch-size 512] [--encoding flat]
 
-Starts a Redis server (tests/servers.py) and the rotel collector (the `rotel` package) with its
+Starts a Redis server (benchmarks/servers.py) and the rotel collector (the `rotel` package) with its
 blackhole exporter, so the collector decodes every request and throws it away. Each round fills
 the stream through the exporter, then times `otel-redis forward --exit-when-idle` as a
 subprocess from start to exit (start-up included) and checks that everything was acknowledged.
@@ -20,15 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
 import rotel
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from otel_redis_exporter import RedisLogExporter
 
-from records import make_record, span_context
 from servers import ServerProcess, free_port, server_binary, wait_until
+from workload import request_record
 
 
 def fill(url: str, count: int, encoding: str) -> None:
@@ -37,7 +35,7 @@ def fill(url: str, count: int, encoding: str) -> None:
     try:
         for start in range(0, count, 512):
             batch = [
-                make_record(f"request {n} handled", {**attributes, "n": n}, context=span_context())
+                request_record(f"request {n} handled", {**attributes, "n": n})
                 for n in range(start, min(start + 512, count))
             ]
             assert exporter.export(batch) is LogRecordExportResult.SUCCESS

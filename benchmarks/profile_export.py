@@ -15,18 +15,14 @@ import argparse
 import contextlib
 import cProfile
 import pstats
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # ServerProcess
 
 from otel_redis_exporter import FAST_PATH, RedisLogExporter
 from otel_redis_exporter._client import make_pool
 from otel_redis_exporter._context import is_own
-from otel_redis_exporter._encoding import BatchEncoder
+from otel_redis_exporter._encode.flat import BatchEncoder
 from otel_redis_exporter._keys import StreamKeyTemplate
 from otel_redis_exporter._write.attempt import (
     outcome,

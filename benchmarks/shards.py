@@ -2,7 +2,7 @@
 
     python benchmarks/shards.py [redis|valkey] [--rounds 5] [--batches 40] [--batch-size 512]
 
-Starts the cluster with the test suite's helpers (tests/servers.py), exports the same batches
+Starts the cluster with benchmarks/servers.py, exports the same batches
 with each setting in turn, round after round, and prints medians over the rounds:
 
 * records/s one exporter achieved (client and servers share this machine's cores), and
@@ -15,20 +15,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from otel_redis_exporter import RedisLogExporter
 
-from records import make_record, span_context
 from servers import Cluster, start_cluster
+from workload import request_record
 
 Setting = tuple[str, int]
 
@@ -58,7 +54,7 @@ def main() -> None:
     args = parser.parse_args()
 
     batch = [
-        make_record(f"request {n} handled", {"http.route": "/orders"}, context=span_context(trace_id=n + 1))
+        request_record(f"request {n} handled", {"http.route": "/orders"}, trace_id=n + 1)
         for n in range(args.batch_size)
     ]
     records = args.batches * args.batch_size

@@ -14,10 +14,13 @@ import logging
 import warnings
 from typing import Any
 
+from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler, ReadableLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, InMemoryLogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 LOGGER_NAME = "shop.checkout"
 # ~110 characters once formatted.
@@ -129,3 +132,28 @@ def make_records(
 def batches(records: list[ReadableLogRecord], size: int) -> list[list[ReadableLogRecord]]:
     """``records`` cut into consecutive batches of ``size`` (the last one may be shorter)."""
     return [records[start : start + size] for start in range(0, len(records), size)]
+
+
+# The one-line records of the forward and shard benchmarks: INFO, fixed times, a sampled span.
+REQUEST_TRACE_ID, REQUEST_SPAN_ID = 0x5B8AA5A2D2C872E8321CF37308D69DF2, 0x051581BF3CB55C13
+REQUEST_RESOURCE = Resource.create({"service.name": "checkout", "deployment.environment": "test"})
+REQUEST_SCOPE = InstrumentationScope("app.orders", "1.2.3")
+
+
+def request_record(
+    body: str, attributes: dict[str, Any], trace_id: int = REQUEST_TRACE_ID
+) -> ReadableLogRecord:
+    """One record as the batch processor hands it on, logged inside span ``trace_id``."""
+    span = SpanContext(trace_id, REQUEST_SPAN_ID, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED))
+    record = LogRecord(
+        timestamp=1_700_000_000_000_000_001,
+        observed_timestamp=1_700_000_000_000_000_002,
+        context=set_span_in_context(NonRecordingSpan(span)),
+        severity_number=SeverityNumber.INFO,
+        severity_text="INFO",
+        body=body,
+        attributes=attributes,
+    )
+    return ReadableLogRecord(
+        log_record=record, resource=REQUEST_RESOURCE, instrumentation_scope=REQUEST_SCOPE
+    )

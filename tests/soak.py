@@ -20,18 +20,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from opentelemetry._logs import LogRecord, SeverityNumber
-from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import RedisLogExporter
 
 sys.path.insert(0, str(Path(__file__).parent))
+from pipeline import Counting
 from servers import ServerProcess, server_binary
 
 MAX_RECORDS = 5_000_000  # a hard cap on the loop, whatever the time
@@ -44,24 +44,6 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-class CountingExporter(LogRecordExporter):
-    """Counts the records the batch processor hands over, then passes them on."""
-
-    def __init__(self, inner: RedisLogExporter) -> None:
-        self.inner = inner
-        self.received = 0
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        self.received += len(batch)
-        return self.inner.export(batch)
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
 
 
 @dataclass
@@ -106,7 +88,7 @@ def run_soak(url: str, seconds: float, mode: str = "sync", stream: str = "soak:l
 
     threads_before, fds_before = threading.active_count(), len(os.listdir("/proc/self/fd"))
     exporter = RedisLogExporter(url=url, stream=stream, mode=mode, maxlen=0)
-    counting = CountingExporter(exporter)
+    counting = Counting(exporter)
     provider = LoggerProvider(resource=Resource.create({"service.name": "soak"}))
     provider.add_log_record_processor(BatchLogRecordProcessor(counting))
     logger = provider.get_logger("soak")

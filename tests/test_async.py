@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import threading
@@ -19,7 +20,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import RedisLogExporter
 from otel_redis_exporter._client import make_async_pool, make_pool
-from otel_redis_exporter._config import ExporterConfig
+from otel_redis_exporter._config import MODES, ExporterConfig
 from otel_redis_exporter._write import HANDOFF_TIMEOUT_S
 from otel_redis_exporter._write.loop import THREAD_NAME
 
@@ -28,7 +29,6 @@ from servers import ServerProcess
 
 SUCCESS = LogRecordExportResult.SUCCESS
 FAILURE = LogRecordExportResult.FAILURE
-MODES = ["sync", "async"]
 
 
 def loop_threads() -> list[threading.Thread]:
@@ -39,14 +39,6 @@ def loop_threads() -> list[threading.Thread]:
 def open_fds() -> int:
     """How many file descriptors this process has open."""
     return len(os.listdir("/proc/self/fd"))
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll ``condition`` until it holds; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def test_async_entries_are_the_same_as_sync_entries(redis_url: str, redis_client: redis.Redis) -> None:
@@ -76,7 +68,6 @@ def test_loop_thread_starts_on_first_export_and_stops_on_shutdown(redis_url: str
     assert not thread.is_alive()
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_export_from_a_thread_running_an_event_loop(
     redis_url: str, redis_client: redis.Redis, mode: str
 ) -> None:
@@ -100,7 +91,6 @@ def test_export_from_a_thread_running_an_event_loop(
     ]
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_frozen_server_costs_export_no_more_than_the_handoff(
     start_server: Callable[..., ServerProcess], mode: str
 ) -> None:
@@ -125,16 +115,24 @@ def test_keys_of_one_batch_are_written_concurrently(redis_url: str, redis_client
     """Eight templated keys: their round trips overlap on separate connections, and every entry lands."""
     in_use = 0
     peak = 0
+    all_held: asyncio.Event | None = None  # made on the exporter's loop
 
     def factory(config: ExporterConfig) -> Any:
         pool = make_async_pool(config)
         get_connection, release = pool.get_connection, pool.release
 
         async def counting_get(*args: Any, **kwargs: Any) -> Any:
-            nonlocal in_use, peak
+            nonlocal in_use, peak, all_held
             connection = await get_connection(*args, **kwargs)
             in_use += 1
             peak = max(peak, in_use)
+            all_held = all_held or asyncio.Event()
+            if in_use == 8:
+                all_held.set()
+            # Each round trip keeps its connection until all eight hold one (or 1 s passed): only
+            # concurrent round trips all get there, sequential ones would peak at 1.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(all_held.wait(), 1.0)
             return connection
 
         async def counting_release(connection: Any) -> None:
@@ -154,12 +152,11 @@ def test_keys_of_one_batch_are_written_concurrently(redis_url: str, redis_client
         assert exporter.export(batch) is SUCCESS
     finally:
         exporter.shutdown()
-    assert peak >= 2
+    assert peak == 8, f"at most {peak} of 8 round trips at once"
     assert sorted(redis_client.keys("logs:*")) == [f"logs:svc{i}" for i in range(8)]
     assert all(redis_client.xlen(f"logs:svc{i}") == 100 for i in range(8))
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_writes_run_with_instrumentation_suppressed(redis_url: str, mode: str) -> None:
     """Redis instrumentation sees the suppress flag while the exporter takes a connection."""
     seen: list[object] = []
@@ -185,7 +182,6 @@ def test_writes_run_with_instrumentation_suppressed(redis_url: str, mode: str) -
 
 
 @pytest.mark.filterwarnings("error::ResourceWarning")
-@pytest.mark.parametrize("mode", MODES)
 def test_fifty_lifecycles_leave_no_thread_or_socket_behind(redis_url: str, mode: str) -> None:
     """50 create-export-shutdown cycles end with the threads and descriptors they started with."""
     gc.collect()
@@ -200,7 +196,6 @@ def test_fifty_lifecycles_leave_no_thread_or_socket_behind(redis_url: str, mode:
     assert open_fds() == fds
 
 
-@pytest.mark.parametrize("mode", MODES)
 def test_forked_child_exports_with_its_own_connections(
     redis_url: str, redis_client: redis.Redis, mode: str
 ) -> None:

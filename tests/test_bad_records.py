@@ -16,8 +16,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from otel_redis_exporter import RedisLogExporter, RedisLogReader
 from otel_redis_exporter._config import resolve_config
-from otel_redis_exporter._encoding import PLACEHOLDER_BODY, decode_fields
-from otel_redis_exporter._formats import batch_encoder
+from otel_redis_exporter._encode.flat import PLACEHOLDER_BODY
+from otel_redis_exporter._encode.select import batch_encoder, decode_fields
 from otel_redis_exporter._keys import StreamKeyTemplate
 
 from records import make_record

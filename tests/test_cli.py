@@ -97,7 +97,8 @@ def test_tail_prints_aligned_plain_lines_when_piped(logs: str) -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 4
     assert ANSI not in result.stdout
-    assert ["debug line" in lines[0], "error line" in lines[3]] == [True, True]
+    assert "debug line" in lines[0]
+    assert "error line" in lines[3]
     body_columns = {
         line.index(body) for line, body in zip(lines, ["debug", "info", "warn", "error"], strict=True)
     }
@@ -109,7 +110,9 @@ def test_tail_prints_aligned_plain_lines_when_piped(logs: str) -> None:
 def test_tail_filters_by_severity_service_and_trace(logs: str) -> None:
     """--severity keeps that level and above; --service and --trace-id narrow further."""
     warn_up = run("tail", "--url", logs, "--severity", "WARN").stdout
-    assert ["warn line" in warn_up, "error line" in warn_up, "info line" in warn_up] == [True, True, False]
+    assert "warn line" in warn_up
+    assert "error line" in warn_up
+    assert "info line" not in warn_up
     service = run("tail", "--url", logs, "--service", "billing-service").stdout.splitlines()
     assert len(service) == 1
     assert "warn line" in service[0]
@@ -144,7 +147,8 @@ def test_trace_prints_the_trace_in_time_order(logs: str) -> None:
         assert result.returncode == 0, result.stderr
         lines = result.stdout.splitlines()
         assert len(lines) == 2
-        assert ["info line" in lines[0], "warn line" in lines[1]] == [True, True]
+        assert "info line" in lines[0]
+        assert "warn line" in lines[1]
     missing = run("trace", "0" * 31 + "1", "--url", logs)
     assert missing.returncode == 1
     assert "no log records" in missing.stderr

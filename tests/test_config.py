@@ -183,10 +183,11 @@ def test_an_unavailable_encoding_from_the_environment_falls_back_to_flat(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """OTEL_EXPORTER_REDIS_LOGS_ENCODING=otlp_json without the otlp extra: flat, and one warning naming it."""
-    import otel_redis_exporter  # noqa: PLC0415
+    import otel_redis_exporter._encode  # noqa: PLC0415
 
-    monkeypatch.delattr(otel_redis_exporter, "_otlp", raising=False)
-    monkeypatch.setitem(sys.modules, "otel_redis_exporter._otlp", None)  # what a missing extra looks like
+    monkeypatch.delattr(otel_redis_exporter._encode, "otlp", raising=False)
+    # What a missing extra looks like:
+    monkeypatch.setitem(sys.modules, "otel_redis_exporter._encode.otlp", None)
     with caplog.at_level(logging.WARNING, logger="otel_redis_exporter"):
         config = resolve_config(environ={"OTEL_EXPORTER_REDIS_LOGS_ENCODING": "otlp_json"})
     assert config.encoding == "flat"

@@ -19,6 +19,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 from conftest import on_tls_kinds
 from otel_redis_exporter import RedisLogExporter
+from otel_redis_exporter._config import MODES
 from otel_redis_exporter._keys import key_slot, shard_keys, shard_of
 
 from records import make_record, span_context
@@ -26,7 +27,6 @@ from servers import Cluster, SentinelGroup, ServerProcess, StartServer, TlsMater
 
 SUCCESS = LogRecordExportResult.SUCCESS
 FAILURE = LogRecordExportResult.FAILURE
-MODES = ["sync", "async"]
 
 # The least privileges README.md documents, per deployment.
 WRITER = ["~otel:*", "+xadd"]

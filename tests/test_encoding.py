@@ -13,7 +13,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_redis_exporter import decode_fields
-from otel_redis_exporter._encoding import MAX_DEPTH, SCHEMA_VERSION, BatchEncoder, Fields, uid_prefix
+from otel_redis_exporter._encode.flat import MAX_DEPTH, SCHEMA_VERSION, BatchEncoder, Fields
+from otel_redis_exporter._encode.uid import uid_prefix
 from otel_redis_exporter._keys import StreamKeyTemplate
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context

@@ -21,16 +21,16 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from redis.connection import Encoder, PythonRespSerializer
 
-from otel_redis_exporter import _encoding
-from otel_redis_exporter._encoding import (
+from otel_redis_exporter._encode import flat as _encoding
+from otel_redis_exporter._encode.flat import (
     BODY_TYPE_JSON,
     SCHEMA_VERSION,
     BatchEncoder,
     Fields,
-    _Sanitizer,
-    _str_of,
+    Sanitizer,
     encode_attributes,
     safe_text,
+    str_of,
 )
 from otel_redis_exporter._keys import StreamKeyTemplate
 from otel_redis_exporter._write.attempt import pack
@@ -44,8 +44,8 @@ _reference_dumps = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separato
 def reference_attributes(attributes: Any, limit: int, truncated: list[str]) -> str:
     out: dict[str, Any] = {}
     for raw_key, value in attributes.items():
-        key = raw_key if type(raw_key) is str else _str_of(raw_key)
-        sanitizer = _Sanitizer(limit)
+        key = raw_key if type(raw_key) is str else str_of(raw_key)
+        sanitizer = Sanitizer(limit)
         out[key] = sanitizer.value(value)
         if sanitizer.truncated:
             truncated.append(key)
@@ -74,7 +74,7 @@ def reference_fields(record: ReadableLogRecord, limit: int, now_ns: int) -> Fiel
         if type(body) is str and safe_text(body) is body:
             fields["body"] = body
         else:
-            sanitizer = _Sanitizer(limit)
+            sanitizer = Sanitizer(limit)
             fields["body"] = _reference_dumps(sanitizer.value(body))
             fields["body_type"] = BODY_TYPE_JSON
             if sanitizer.truncated and "body" not in truncated:
@@ -103,7 +103,7 @@ def reference_fields(record: ReadableLogRecord, limit: int, now_ns: int) -> Fiel
             fields["scope.schema_url"] = safe_text(scope.schema_url)
     resource = dict(record.resource.attributes)
     if resource.get("service.name") is not None:
-        fields["service.name"] = safe_text(_str_of(resource["service.name"]))
+        fields["service.name"] = safe_text(str_of(resource["service.name"]))
     fields["resource"] = reference_attributes(resource, limit, [])
     if record.resource.schema_url:
         fields["resource.schema_url"] = safe_text(record.resource.schema_url)

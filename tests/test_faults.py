@@ -21,9 +21,9 @@ import pytest
 
 from otel_redis_exporter._write import HANDOFF_TIMEOUT_S
 from otel_redis_exporter._write.attempt import BACKOFF_CAP_S
-from pipeline import Books, Pipeline
 from proxy import Proxy
 
+from pipeline import Books, Pipeline
 from servers import ServerProcess
 
 # What a logging call may cost during a fault, beyond three times what it cost before it.
@@ -62,6 +62,7 @@ def assert_nothing_lost(books: Books, *, duplicates_allowed: bool) -> None:
     assert during < 3 * before + LOGGING_P99_SLACK_MS, f"logging got slower during the fault: {books}"
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("rate", [200, 1_000, 5_000])
 @pytest.mark.parametrize("seconds", [2, 4, 8])
 def test_frozen_server_loses_nothing_and_writes_each_record_once(
@@ -85,6 +86,7 @@ def test_frozen_server_loses_nothing_and_writes_each_record_once(
     assert_nothing_lost(books, duplicates_allowed=False)
 
 
+@pytest.mark.matrix
 @pytest.mark.parametrize("seconds", [1, 5, 15])
 def test_killed_server_restarted_loses_nothing_and_drains_within_a_second(
     start_server: Callable[..., ServerProcess], pipelines: Callable[[str], Pipeline], seconds: int

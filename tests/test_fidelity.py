@@ -25,8 +25,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_redis_exporter import RedisLogExporter, RedisLogReader
-from otel_redis_exporter._forward import TRUNCATED_ATTRIBUTE, Forwarder
-from otel_redis_exporter._otlp import any_value, key_values
+from otel_redis_exporter._encode.otlp import any_value, key_values
+from otel_redis_exporter.cli.forward import TRUNCATED_ATTRIBUTE, Forwarder
 from test_forward import Receiver
 
 from records import make_record, span_context

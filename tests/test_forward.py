@@ -32,9 +32,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
-from otel_redis_exporter._forward import TRUNCATED_ATTRIBUTE, Forwarder, to_records
-from otel_redis_exporter._otlp import any_value, key_values
-from otel_redis_exporter._send import MAX_RETRY_AFTER_S, Answer, OtlpHttpSender, retry_after
+from otel_redis_exporter._encode.otlp import any_value, key_values
+from otel_redis_exporter.cli.forward import TRUNCATED_ATTRIBUTE, Forwarder, to_records
+from otel_redis_exporter.cli.send import MAX_RETRY_AFTER_S, Answer, OtlpHttpSender, retry_after
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
 from servers import free_port, wait_until
@@ -273,14 +273,18 @@ def test_a_second_forwarder_takes_over_a_dead_ones_entries(
     redis_client.xreadgroup(GROUP, "crashed", {"otel:logs": ">"}, count=5)  # ... and never acknowledged
     receiver.start()
     command = forward_command(redis_url, receiver.endpoint, "--exit-when-idle", "--claim-idle", "0.2")
+    # The forwarder claims on its first read what has been idle past --claim-idle (200 ms).
     wait_until(
-        lambda: (
-            subprocess.run(command, capture_output=True, timeout=60, env=env(), check=False).returncode == 0
-            and sorted(receiver.bodies()) == [f"r{i}" for i in range(5)]
+        lambda: all(
+            entry["time_since_delivered"] > 200
+            for entry in redis_client.xpending_range("otel:logs", GROUP, "-", "+", 5)
         ),
-        timeout=30,
-        what="the crashed consumer's entries forwarded",
+        timeout=2,
+        what="the crashed consumer's entries idle past --claim-idle",
     )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env(), check=False)
+    assert result.returncode == 0, result.stderr
+    assert sorted(receiver.bodies()) == [f"r{i}" for i in range(5)]
     assert pending(redis_client) == 0
 
 

@@ -17,6 +17,7 @@ from records import make_record
 from test_encoding import representable
 
 KEY = re.compile(r"^fuzz:[A-Za-z0-9._-]{1,64}$")
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Unprintable:
@@ -79,7 +80,17 @@ def test_hostile_batches_are_written_whole_inside_the_key_space(
         exporter.shutdown()
     keys = redis_client.keys("*")
     assert all(KEY.match(key) for key in keys), keys
-    entries = [fields for key in keys for _, fields in redis_client.xrange(key)]
-    assert len(entries) == len(batch)
-    for fields in entries:
-        decode_fields(fields)
+    decoded = [
+        decode_fields(fields, entry_id=entry_id, stream=key)
+        for key in keys
+        for entry_id, fields in redis_client.xrange(key)
+    ]
+    # The uids sort in batch order: each record exactly once, and in order.
+    decoded.sort(key=lambda entry: entry.uid or "")
+    assert len({entry.uid for entry in decoded}) == len(decoded) == len(batch)
+    for record, entry in zip(batch, decoded, strict=True):
+        body = record.log_record.body
+        if isinstance(body, str) and len(body) <= 65536 and not SURROGATE.search(body):
+            assert entry.body == body  # a representable str comes back as it was
+        else:
+            assert entry.body is not None or body is None  # anything else is encoded somehow

@@ -19,9 +19,9 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 import otel_redis_exporter
 from otel_redis_exporter import OtlpNotInstalledError, RedisLogExporter, decode_fields
 from otel_redis_exporter._config import resolve_config
+from otel_redis_exporter._encode.otlp import OtlpEncoder, resource_logs_from_json
 from otel_redis_exporter._index import TraceIndex, index_base, index_key, parse_member
 from otel_redis_exporter._keys import StreamKeyTemplate
-from otel_redis_exporter._otlp import OtlpEncoder, resource_logs_from_json
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
 from test_encoding import same
@@ -135,8 +135,8 @@ def test_otlp_round_trip(body: Any, attributes: dict[str, Any], encoding: str) -
 
 def test_missing_extra_is_a_clear_error_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the otlp extra, an OTLP encoding fails in the constructor naming the extra; flat works."""
-    monkeypatch.delitem(sys.modules, "otel_redis_exporter._otlp", raising=False)
-    monkeypatch.delattr(otel_redis_exporter, "_otlp", raising=False)
+    monkeypatch.delitem(sys.modules, "otel_redis_exporter._encode.otlp", raising=False)
+    monkeypatch.delattr(otel_redis_exporter._encode, "otlp", raising=False)
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.common._log_encoder", None)
     with pytest.raises(OtlpNotInstalledError, match=r"otel-redis-exporter\[otlp\]"):
         RedisLogExporter(url="redis://127.0.0.1:1/0", encoding="otlp_proto")

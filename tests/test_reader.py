@@ -18,7 +18,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader, shard_keys
 from otel_redis_exporter._index import index_key
-from otel_redis_exporter.reader import PAGE_SIZE
+from otel_redis_exporter.read.reader import PAGE_SIZE
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
 from servers import wait_until

@@ -17,7 +17,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from conftest import on_tls_kinds
 from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
 from otel_redis_exporter._keys import shard_keys, shard_of
-from otel_redis_exporter.reader import order_key
+from otel_redis_exporter.read.replies import order_key
 from test_forward import Receiver
 
 from records import make_record, span_context

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,40 +22,19 @@ from opentelemetry._logs import LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
-    LogRecordExporter,
     LogRecordExportResult,
 )
 from opentelemetry.sdk.resources import Resource
 
 from otel_redis_exporter import RedisLogExporter
 
+from pipeline import Counting
 from servers import ServerProcess
 
 # Small batches, exported often: many exports happen during each fault.
 BATCH = 64
 SCHEDULE_DELAY_MS = 20
 PACE_S = 0.002  # between records: ~500 records/s, far below what the pipeline sustains
-
-
-class TimedExporter(LogRecordExporter):
-    """Passes batches on and records how long each export took."""
-
-    def __init__(self, inner: RedisLogExporter) -> None:
-        self.inner = inner
-        self.durations: list[float] = []
-
-    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        started = time.monotonic()
-        try:
-            return self.inner.export(batch)
-        finally:
-            self.durations.append(time.monotonic() - started)
-
-    def shutdown(self) -> None:
-        self.inner.shutdown(timeout_millis=20_000)
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.inner.force_flush(timeout_millis)
 
 
 @dataclass
@@ -82,7 +61,7 @@ class LoggingRun:
 
     def __init__(self, exporter: RedisLogExporter) -> None:
         self.exporter = exporter
-        self.timed = TimedExporter(exporter)
+        self.timed = Counting(exporter, shutdown_timeout_ms=20_000)
         self.provider = LoggerProvider(resource=Resource.create({"service.name": "faulty"}))
         self.provider.add_log_record_processor(
             BatchLogRecordProcessor(

@@ -250,7 +250,6 @@ def connection_attempts() -> Iterator[list[object]]:
         _watching.clear()
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize(
     "variables",
     [

@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from otel_redis_exporter import LogEntry, RedisLogExporter, decode_fields
 from otel_redis_exporter.exporter import EXPORTING_KEY
 
 from records import make_record
-from servers import free_port
+from servers import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = Path(__file__).resolve().parent / "apps" / "traced_jobs.py"
@@ -132,7 +131,6 @@ def check_job_entries(entries: list[LogEntry], spans: list[dict[str, str]], serv
     assert not [entry for entry in entries if (entry.scope_name or "").startswith("otel_redis_exporter")]
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("handler", list(HANDLER_ENV))
 def test_instrument_sends_app_logs_with_service_and_trace_ids(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path, handler: str, mode: str
@@ -202,7 +200,6 @@ def test_instrument_without_a_handler_exports_nothing_and_runs(
     assert redis_client.keys("*") == []
 
 
-@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_config_file_passes_the_constructor_keywords(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path, mode: str
 ) -> None:
@@ -310,22 +307,6 @@ def get_json(url: str) -> dict[str, Any]:
     return result
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    """Poll ``predicate`` until it returns something truthy without raising."""
-    deadline = time.monotonic() + timeout_s
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = predicate()
-        except (OSError, ValueError) as error:
-            last = error
-        else:
-            if result:
-                return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
 def test_example_service_logs_each_request_under_its_trace_id(
     redis_url: str, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -346,7 +327,9 @@ def test_example_service_logs_each_request_under_its_trace_id(
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        first = wait_for(lambda: get_json(f"{base}/order/1"), 30, "the example service to answer")
+        first = wait_until(
+            lambda: get_json(f"{base}/order/1"), timeout=30, what="the example service to answer"
+        )
         replies = [first] + [get_json(f"{base}/order/{n}") for n in (2, 3, 4)]
     finally:
         process.send_signal(signal.SIGTERM)

@@ -25,8 +25,9 @@ import redis.connection
 import redis.retry
 from redis.backoff import NoBackoff
 
-from ._config import Address, ExporterConfig
+from ._config import ExporterConfig
 from ._keys import key_slot
+from ._types import Address
 
 # No CLIENT SETINFO on connect: two round trips less before the first write (which matters when
 # an application logs a burst at start) and no ACL permission to ask for. redis-py 8 takes

@@ -181,18 +181,3 @@ def describe(error: BaseException, *, cluster_set_by: str | None = None) -> str:
     if isinstance(error, rex.ConnectionError | OSError):
         return f"cannot reach the server ({text}); is it running and reachable?"
     return f"{type(error).__name__}: {text}"
-
-
-class OtlpNotInstalledError(ImportError):
-    """An OTLP encoding or the forwarder is used without the ``otlp`` extra installed."""
-
-    def __init__(self, cause: BaseException, extra: str = "otlp") -> None:
-        what = (
-            "forward --protocol grpc needs"
-            if extra == "grpc"
-            else "the OTLP encodings and the forwarder need"
-        )
-        super().__init__(
-            f"{what} the {extra!r} extra, which cannot be imported "
-            f"({cause}). Install it with: python -m pip install 'otel-redis-exporter[{extra}]'"
-        )

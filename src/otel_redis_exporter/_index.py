@@ -14,15 +14,13 @@ from typing import Any
 
 from ._config import ExporterConfig
 from ._errors import describe
-from ._formats import EntryFields
 from ._keys import StreamKeyTemplate, shard_keys, shard_of
 from ._log import logger
+from ._types import Command, Entries
 
 INDEX_INFIX = ":trace:"
 # The base for a template that starts with a placeholder.
 DEFAULT_INDEX_BASE = "otel"
-
-Command = tuple[str | bytes, ...]
 
 
 def index_base(stream: str) -> str:
@@ -61,9 +59,7 @@ class TraceIndex:
             return None
         return cls(index_base(config.stream), config.trace_index_ttl_s, config.shards)
 
-    def commands(
-        self, entries: Mapping[str, Sequence[EntryFields]], entry_ids: Mapping[int, str]
-    ) -> list[Command]:
+    def commands(self, entries: Entries, entry_ids: Mapping[int, str]) -> list[Command]:
         """One ``RPUSH`` and one ``PEXPIRE`` per trace of the batch, for the entries written.
 
         ``entry_ids`` maps positions (keys in order, entries in order within a key) to ids.

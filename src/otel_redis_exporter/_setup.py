@@ -12,16 +12,20 @@ import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.util.types import AttributeValue
 
+from ._config import ExporterOptions
 from ._context import logged_while_exporting
 from ._log import logger as _own_logger
 from .exporter import RedisLogExporter
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 DEFAULT_LEVEL = logging.INFO
 # Loggers whose records the installed handler never exports: the exporter's own reports and
@@ -112,7 +116,7 @@ def configure_logging(
     level: int | str = DEFAULT_LEVEL,
     resource_attributes: Mapping[str, AttributeValue] | None = None,
     logger: logging.Logger | str | None = None,
-    **exporter_options: Any,
+    **exporter_options: Unpack[ExporterOptions],
 ) -> LoggerProvider:
     """Send stdlib ``logging`` records to a Redis Stream; returns the ``LoggerProvider``.
 

@@ -16,14 +16,15 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from ._client import make_async_pool, make_pool
-from ._config import ERROR_TYPE_INVALID_CONFIG, ExporterConfig, resolve_config
+from ._config import CONFIG_SETTINGS, ERROR_TYPE_INVALID_CONFIG, ExporterConfig, resolve
 from ._context import EXPORTING_KEY, instrumentation_suppressed, is_own, logged_while_exporting
-from ._encoding import uid_prefix
-from ._formats import batch_encoder
+from ._encode.select import batch_encoder
+from ._encode.uid import uid_prefix
 from ._keys import StreamKeyTemplate
 from ._log import logger
 from ._metrics import ExporterMetrics, ExporterStats
 from ._redact import redact_url
+from ._types import Address, Clock
 from ._write import Delivery, make_sender
 
 __all__ = ["EXPORTING_KEY", "RedisLogExporter", "logged_while_exporting"]
@@ -123,7 +124,7 @@ class RedisLogExporter(LogRecordExporter):
         trace_index_ttl: float | None = None,
         cluster: bool | None = None,
         shards: int | None = None,
-        sentinels: str | Sequence[str | tuple[str, int]] | None = None,
+        sentinels: str | Sequence[str | Address] | None = None,
         sentinel_master: str | None = None,
         sentinel_username: str | None = None,
         sentinel_password: str | None = None,
@@ -134,35 +135,11 @@ class RedisLogExporter(LogRecordExporter):
         username: str | None = None,
         password: str | None = None,
         max_entry_bytes: int | None = None,
-        _clock: Callable[[], float] = time.monotonic,
+        _clock: Clock = time.monotonic,
         _pool_factory: Callable[[ExporterConfig], Any] | None = None,
     ) -> None:
-        self._config = resolve_config(
-            url=url,
-            stream=stream,
-            maxlen=maxlen,
-            retention=retention,
-            timeout=timeout,
-            max_value_length=max_value_length,
-            mode=mode,
-            buffer_max_records=buffer_max_records,
-            buffer_max_bytes=buffer_max_bytes,
-            encoding=encoding,
-            trace_index_ttl=trace_index_ttl,
-            cluster=cluster,
-            shards=shards,
-            sentinels=sentinels,
-            sentinel_master=sentinel_master,
-            sentinel_username=sentinel_username,
-            sentinel_password=sentinel_password,
-            wait_replicas=wait_replicas,
-            certificate=certificate,
-            client_key=client_key,
-            client_certificate=client_certificate,
-            username=username,
-            password=password,
-            max_entry_bytes=max_entry_bytes,
-        )
+        given = locals()  # the keywords by name; the settings table says which are settings
+        self._config = resolve({name: given[name] for name in CONFIG_SETTINGS})
         if self._config.disabled is not None:
             logger.error(
                 "The Redis log exporter is disabled, nothing will be written: %s", self._config.disabled

@@ -32,10 +32,10 @@ from redis.exceptions import ResponseError
 from .._config import ExporterConfig
 from .._errors import NotReplicatedError, Outcome, classify, describe, error_type, maybe_landed
 from .._fast import Speedups, speedups
-from .._formats import EntryFields
 from .._index import TraceIndex
 from .._keys import ShardRouter
 from .._log import logger
+from .._types import Clock, Command, EntryFields
 
 # hiredis packs a command in C; redis-py's own packer adds a generator step per argument.
 _pack_in_c: Callable[[Any], bytes] | None
@@ -58,9 +58,6 @@ WAIT_REPLY_GRACE_S = 0.2
 
 # One read from the socket while replies are parsed on the fast path (bytes).
 READ_SIZE = 65536
-
-Command = tuple[str | bytes, ...]
-Clock = Callable[[], float]
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
 

@@ -17,9 +17,9 @@ from redis import exceptions as rex
 from redis.exceptions import ResponseError
 
 from .._client import bound_timeouts
-from .._config import Address
 from .._errors import NotReplicatedError, SlotMovingError
-from .attempt import Command, Packed, Pending
+from .._types import Address, Command
+from .attempt import Packed, Pending
 from .single import AsyncWriter, InFlight, SyncWriter
 
 # Redirects (MOVED, ASK) followed for one entry within one attempt before it counts as failed.

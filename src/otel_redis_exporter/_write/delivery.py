@@ -25,8 +25,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .._formats import Entries, EntryFields
 from .._metrics import ExporterMetrics
+from .._types import Entries, EntryFields
 from .attempt import WriteResult
 
 # Most entries and bytes one round trip carries.

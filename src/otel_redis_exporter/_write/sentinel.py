@@ -14,7 +14,8 @@ from typing import Any
 
 from .._client import bound_idle_timeouts, sentinel_pools
 from .._config import ExporterConfig
-from .attempt import Clock, Command, Heard, Packed, Pending
+from .._types import Clock, Command
+from .attempt import Heard, Packed, Pending
 from .single import AsyncWriter, SyncWriter
 
 # How often a Sentinel writer asks where the master is, besides after every failed attempt.

@@ -27,10 +27,8 @@ from redis import exceptions as rex
 
 from .._client import bound_timeouts
 from .._config import ExporterConfig
-from .._formats import EntryFields
+from .._types import Clock, Command, EntryFields
 from .attempt import (
-    Clock,
-    Command,
     Heard,
     Packed,
     Pending,

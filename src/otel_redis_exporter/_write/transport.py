@@ -27,11 +27,11 @@ from typing import Any
 
 from .._config import ExporterConfig
 from .._context import instrumentation_suppressed
-from .._formats import Entries
 from .._log import logger
 from .._metrics import ExporterMetrics
 from .._redact import redact_url
-from .attempt import Clock, Heard, WriteResult, backoff
+from .._types import Clock, Entries
+from .attempt import Heard, WriteResult, backoff
 from .cluster import AsyncClusterWriter, SyncClusterWriter
 from .delivery import Delivery, Ticket, Trip
 from .loop import LoopThread, keep_after_fork

@@ -1,4 +1,4 @@
-"""Forwarding: a consumer group hands batches to a sender (OTLP/HTTP in the CLI, see ``_send``).
+"""Forwarding: a consumer group hands batches to a sender (OTLP/HTTP in the CLI, see ``send``).
 
 An entry is acknowledged only once it was delivered or, refused for good, copied to the dead
 letters. While the endpoint cannot take a batch, the batch stays pending in the group and is
@@ -24,11 +24,12 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from ._encoding import LogEntry, _dumps
-from ._errors import describe
-from ._log import logger
-from ._send import Answer, ExporterSender, Sender
-from .reader import DEAD_LETTER_SUFFIX, DEFAULT_BLOCK_MS, DEFAULT_GROUP_COUNT, ConsumerGroup
+from .._encode.entry import LogEntry
+from .._encode.flat import dumps
+from .._errors import describe
+from .._log import logger
+from ..read import DEAD_LETTER_SUFFIX, DEFAULT_BLOCK_MS, DEFAULT_GROUP_COUNT, ConsumerGroup
+from .send import Answer, ExporterSender, Sender
 
 FIRST_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 30.0
@@ -79,7 +80,7 @@ class RecordBuilder:
 
     def build(self, entry: LogEntry) -> ReadableLogRecord:
         """The SDK record an exporter can send; bodies and attributes keep their types."""
-        from ._otlp import _otlp_value  # noqa: PLC0415 - the forwarder runs with the otlp extra
+        from .._encode.otlp import otlp_value  # noqa: PLC0415 - the forwarder runs with the otlp extra
 
         resource_key = _key(entry.resource_schema_url, entry.resource)
         resource = self._resources.get(resource_key)
@@ -98,7 +99,7 @@ class RecordBuilder:
                 entry.scope_schema_url,
                 attributes=dict(entry.scope_attributes) or None,
             )
-        attributes = {key: _otlp_value(value) for key, value in entry.attributes.items()}
+        attributes = {key: otlp_value(value) for key, value in entry.attributes.items()}
         if entry.truncated:
             attributes[TRUNCATED_ATTRIBUTE] = list(entry.truncated)
         record = LogRecord(
@@ -108,7 +109,7 @@ class RecordBuilder:
             context=_context(entry),
             severity_text=entry.severity_text,
             severity_number=_severity(entry.severity_number),
-            body=_otlp_value(entry.body),
+            body=otlp_value(entry.body),
             attributes=attributes or None,
             event_name=entry.event_name,
         )
@@ -128,14 +129,14 @@ def _key(head: Hashable, attributes: Mapping[str, Any]) -> Hashable:
     try:
         hash(items)
     except TypeError:  # a list or map value
-        return _dumps([head, _jsonable(attributes)])
+        return dumps([head, _jsonable(attributes)])
     return items
 
 
 def _jsonable(value: Any) -> Any:
-    from ._encoding import _Sanitizer  # noqa: PLC0415
+    from .._encode.flat import Sanitizer  # noqa: PLC0415
 
-    return _Sanitizer(1 << 30).value(value)
+    return Sanitizer(1 << 30).value(value)
 
 
 def to_records(entries: Sequence[LogEntry]) -> list[ReadableLogRecord]:

@@ -1,7 +1,7 @@
 """The OTLP entry encodings: one record per entry as a standard OTLP ``ResourceLogs``, and back.
 
 Needs the ``otlp`` extra (``opentelemetry-exporter-otlp-proto-common`` and protobuf); import it
-through ``_formats.import_otlp`` to get a clear error when they are missing.
+through ``select.import_otlp`` to get a clear error when they are missing.
 
 An entry holds ``v``, ``encoding`` (``otlp_json`` or ``otlp_proto``), ``trace_id`` (hex, when the
 record has trace context, so an index or a filter need not parse the payload) and ``payload``:
@@ -28,24 +28,23 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import format_trace_id
 
-from ._encoding import (
+from .._keys import StreamKeyTemplate
+from .._log import logger
+from .entry import LogEntry
+from .flat import (
     ENCODING_ERROR_FIELD,
     ENCODING_FIELD,
     MAX_DEPTH,
     PAYLOAD_FIELD,
     PLACEHOLDER_BODY,
     SCHEMA_VERSION,
-    UID_FIELD,
     UNBOUNDED,
-    LogEntry,
-    _dumps,
-    _str_of,
+    dumps,
     int_text,
-    record_uid,
     safe_text,
+    str_of,
 )
-from ._keys import StreamKeyTemplate
-from ._log import logger
+from .uid import UID_FIELD, record_uid
 
 OTLP_JSON = "otlp_json"
 OTLP_PROTO = "otlp_proto"
@@ -55,7 +54,8 @@ OTLP_ENCODINGS = (OTLP_JSON, OTLP_PROTO)
 _HEX_ID_FIELDS = ("traceId", "spanId")
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
-EntryFields = dict[str, str | bytes]
+# An entry while it is built (the EntryFields of _types once done).
+EntryDraft = dict[str, str | bytes]
 # About what one list item and one map item cost in OTLP/JSON, besides their value
 # (`{"intValue":"1"},` and `{"key":"","value":{...}},`): max_entry_bytes counts with these.
 _ITEM_BYTES = 16
@@ -108,7 +108,7 @@ def _plain(value: Any, depth: int = 0, budget: _Budget | None = None) -> bool:
     return False
 
 
-def _otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
+def otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> Any:
     """``value`` made something OTLP's AnyValue holds; what it cannot hold becomes a string.
     Strings, bytes and collections are cut once ``budget`` runs out."""
     budget = budget or _Budget(UNBOUNDED)
@@ -135,31 +135,31 @@ def _otlp_value(value: Any, depth: int = 0, budget: _Budget | None = None) -> An
     if depth >= MAX_DEPTH:
         return f"<nested deeper than {MAX_DEPTH} levels>"
     if isinstance(value, bytearray | memoryview):
-        return _otlp_value(bytes(value), depth, budget)
+        return otlp_value(bytes(value), depth, budget)
     try:
         if isinstance(value, Mapping):
             items: dict[str, Any] = {}
             for key, item in value.items():
-                if not budget.spend(len(_str_of(key)) + _PAIR_BYTES):
+                if not budget.spend(len(str_of(key)) + _PAIR_BYTES):
                     break
-                items[safe_text(_str_of(key))] = _otlp_value(item, depth + 1, budget)
+                items[safe_text(str_of(key))] = otlp_value(item, depth + 1, budget)
             return items
         if isinstance(value, list | tuple):
             out: list[Any] = []
             for item in value:
                 if not budget.spend(_ITEM_BYTES):
                     break
-                out.append(_otlp_value(item, depth + 1, budget))
+                out.append(otlp_value(item, depth + 1, budget))
             return out
     except Exception:
         return f"<unreadable {type(value).__name__}>"
     if isinstance(value, str):
-        return _otlp_value(str.__str__(value), depth, budget)
+        return otlp_value(str.__str__(value), depth, budget)
     if isinstance(value, int):
-        return _otlp_value(int.__index__(value), depth, budget)
+        return otlp_value(int.__index__(value), depth, budget)
     if isinstance(value, float):
         return float.__float__(value)
-    return safe_text(_str_of(value))
+    return safe_text(str_of(value))
 
 
 def _encodable(record: ReadableLogRecord, max_entry_bytes: int = UNBOUNDED) -> tuple[ReadableLogRecord, bool]:
@@ -174,8 +174,8 @@ def _encodable(record: ReadableLogRecord, max_entry_bytes: int = UNBOUNDED) -> t
         return record, False
     budget = _Budget(max_entry_bytes)
     clean = copy.copy(log)
-    clean.body = _otlp_value(log.body, 0, budget)
-    clean.attributes = _otlp_value(dict(attributes), 0, budget)
+    clean.body = otlp_value(log.body, 0, budget)
+    clean.attributes = otlp_value(dict(attributes), 0, budget)
     return dataclasses.replace(record, log_record=clean), budget.cut
 
 
@@ -215,11 +215,11 @@ class OtlpEncoder:
 
     def encode(
         self, batch: Iterable[ReadableLogRecord], now_ns: int, uid_prefix: str | None = None
-    ) -> dict[str, list[EntryFields]]:
+    ) -> dict[str, list[EntryDraft]]:
         """Stream key -> the entries for it, in batch order (``now_ns`` is unused: OTLP keeps
         an unset timestamp unset). With ``uid_prefix``, every entry gets a ``log.record.uid``."""
         keys: dict[int, str] = {}
-        out: dict[str, list[EntryFields]] = {}
+        out: dict[str, list[EntryDraft]] = {}
         for index, record in enumerate(batch):
             resource = record.resource
             key = keys.get(id(resource))
@@ -236,15 +236,15 @@ class OtlpEncoder:
             out.setdefault(key, []).append(fields)
         return out
 
-    def _entry(self, record: ReadableLogRecord, error_type: str | None = None) -> EntryFields:
+    def _entry(self, record: ReadableLogRecord, error_type: str | None = None) -> EntryDraft:
         encodable, cut = _encodable(record, self._max_entry_bytes)
         [message] = encode_logs([encodable]).resource_logs
-        fields: EntryFields = {"v": SCHEMA_VERSION, ENCODING_FIELD: self._encoding}
+        fields: EntryDraft = {"v": SCHEMA_VERSION, ENCODING_FIELD: self._encoding}
         log = record.log_record
         if log.trace_id and log.span_id:
             fields["trace_id"] = format_trace_id(log.trace_id)
         if cut:
-            fields["truncated"] = _dumps(["record"])
+            fields["truncated"] = dumps(["record"])
         if error_type is not None:
             fields[ENCODING_ERROR_FIELD] = error_type
         if self._encoding == OTLP_PROTO:
@@ -253,14 +253,14 @@ class OtlpEncoder:
             fields[PAYLOAD_FIELD] = resource_logs_to_json(message)
         return fields
 
-    def _placeholder(self, record: ReadableLogRecord, error: Exception) -> EntryFields:
+    def _placeholder(self, record: ReadableLogRecord, error: Exception) -> EntryDraft:
         """The entry standing in for a record that could not be encoded: a new record with the
         body ``PLACEHOLDER_BODY``, the original's timestamps, resource and scope where they can
         be encoded, and the error's type."""
         logger.warning(
             "A log record could not be encoded (%s: %s); it is written with the body %r",
             type(error).__name__,
-            _str_of(error)[:200],
+            str_of(error)[:200],
             PLACEHOLDER_BODY,
         )
         log = record.log_record

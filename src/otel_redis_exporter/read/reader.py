@@ -27,22 +27,28 @@ from typing import Any
 
 from redis import exceptions as rex
 
-from ._config import Address, ExporterConfig, resolve_config
-from ._connection import close_client, one_slot, reader_client
-from ._encoding import LogEntry, decode_fields
-from ._index import index_base, index_key, parse_member
-from ._keys import StreamKeyTemplate, shard_keys, shard_of
-from ._log import logger
-from ._redact import redact_url
+from .._config import ExporterConfig, resolve_config
+from .._connection import close_client, one_slot, reader_client
+from .._encode.entry import LogEntry, text
+from .._index import index_base, index_key, parse_member
+from .._keys import StreamKeyTemplate, shard_keys, shard_of
+from .._redact import redact_url
+from .._types import Address
+from .groups import DEFAULT_CLAIM_IDLE_MS, ConsumerGroup, GroupInfo, group_info
+from .replies import (
+    DEAD_LETTER_SUFFIX,
+    DEFAULT_BLOCK_MS,
+    RawEntry,
+    decode_entry,
+    entries_of,
+    fields_of,
+    order_key,
+    parse_id,
+    streams_of,
+)
 
 # Entries fetched per XRANGE / XREVRANGE call while paging through a stream.
 PAGE_SIZE = 1000
-# How long a blocking read waits for new entries, in milliseconds.
-DEFAULT_BLOCK_MS = 2000
-# Pending entries idle longer than this (milliseconds) are taken over from their consumer.
-DEFAULT_CLAIM_IDLE_MS = 60_000
-# Entries per consumer-group batch.
-DEFAULT_GROUP_COUNT = 100
 # How often (seconds) a pattern is scanned again for new stream keys while following.
 KEY_REFRESH_S = 5.0
 # How many record uids a read remembers to drop the second copy of a retried write.
@@ -50,63 +56,13 @@ DEDUPE_WINDOW = 100_000
 # On a Cluster, keys in different slots cannot share one blocking XREAD: they are read one by
 # one without blocking, and read again after this pause (seconds) while nothing arrives.
 CLUSTER_POLL_S = 0.05
-# A stream key's dead letters (``forward``'s batches refused for good) go to the key plus this;
-# such keys are never read as log streams themselves.
-DEAD_LETTER_SUFFIX = ":dead"
 # A follower that lost its server tries again after this many seconds, doubling up to the cap.
 RECONNECT_FIRST_S = 0.1
 RECONNECT_MAX_S = 5.0
 
-EntryId = tuple[int, int]
-RawEntry = tuple[bytes, "dict[bytes, bytes] | None"]
-Handler = Callable[[list[LogEntry]], object]
 # Told about a lost connection while following: the error, the attempt (1, 2, ...) and the
 # seconds until the next one.
 OnDisconnect = Callable[[BaseException, int, float], object]
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def parse_id(entry_id: str | bytes) -> EntryId:
-    """``b"1700000000000-3"`` -> ``(1700000000000, 3)``."""
-    ms, _, seq = _text(entry_id).partition("-")
-    return int(ms), int(seq or 0)
-
-
-def order_key(key: str, entry_id: str | bytes) -> tuple[int, str, int]:
-    """Where an entry goes when several keys are merged: by the millisecond the server accepted
-    it, then (sequence numbers of different keys are unrelated) by key, then by sequence."""
-    ms, seq = parse_id(entry_id)
-    return ms, key, seq
-
-
-def _fields(raw: Any) -> dict[bytes, bytes] | None:
-    if raw is None:
-        return None
-    if isinstance(raw, dict):
-        return dict(raw)
-    it = iter(raw)
-    return dict(zip(it, it, strict=True))
-
-
-def _entries(raw: Any) -> list[RawEntry]:
-    """A stream reply's ``[[id, [field, value, ...]], ...]`` as (id, fields or None)."""
-    out: list[RawEntry] = []
-    for item in raw or ():
-        if item is None:
-            continue
-        out.append((item[0], _fields(item[1]) if len(item) > 1 else None))
-    return out
-
-
-def _streams(raw: Any) -> list[tuple[str, list[RawEntry]]]:
-    """An XREAD / XREADGROUP reply as (key, entries) pairs."""
-    if not raw:
-        return []
-    pairs = raw.items() if isinstance(raw, dict) else ((item[0], item[1]) for item in raw)
-    return [(_text(key), _entries(entries)) for key, entries in pairs]
 
 
 def _ms_bound(value: str | int) -> str:
@@ -151,17 +107,6 @@ class _Seen:
         if len(self._order) > self._window:
             self._uids.discard(self._order.popleft())
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class GroupInfo:
-    """A consumer group of one stream key (``XINFO GROUPS``)."""
-
-    name: str
-    consumers: int
-    pending: int
-    last_delivered_id: str
-    lag: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +244,9 @@ class RedisLogReader:
 
     # ------------------------------------------------------------------ connections
 
-    def _client(self, block_ms: int = 0) -> Any:
-        """A client whose socket timeout covers ``timeout`` plus ``block_ms``."""
+    def client(self, block_ms: int = 0) -> Any:
+        """The redis-py client the reader reads with; its socket timeout covers ``timeout`` plus
+        ``block_ms`` (a blocking read). Shared by the reader's consumer groups; do not close it."""
         extra_s = block_ms / 1000
         with self._lock:
             client = self._clients.get(extra_s)
@@ -310,7 +256,7 @@ class RedisLogReader:
 
     def ping(self) -> None:
         """Check that the server answers (and the password is right); raises otherwise."""
-        self._client().ping()
+        self.client().ping()
 
     # ------------------------------------------------------------------ keys and decoding
 
@@ -323,21 +269,9 @@ class RedisLogReader:
         """The stream keys read: the fixed ones, or the stream keys matching the pattern now."""
         if self._fixed_keys is not None:
             return list(self._fixed_keys)
-        client = self._client()
-        found = {_text(key) for key in client.scan_iter(match=self._pattern, count=1000, _type="stream")}
+        client = self.client()
+        found = {text(key) for key in client.scan_iter(match=self._pattern, count=1000, _type="stream")}
         return sorted(key for key in found if not key.endswith(DEAD_LETTER_SUFFIX))
-
-    def _decode(self, key: str, entry_id: bytes, fields: Mapping[bytes, bytes] | None) -> LogEntry | None:
-        """The entry decoded, or None (logged) for an entry that is gone or not ours."""
-        if not fields:
-            return None
-        try:
-            return decode_fields(fields, entry_id=_text(entry_id), stream=key)
-        except Exception as error:
-            logger.warning(
-                "Skipping stream entry %s %s that cannot be decoded: %r", key, _text(entry_id), error
-            )
-            return None
 
     # ------------------------------------------------------------------ ranges
 
@@ -345,18 +279,18 @@ class RedisLogReader:
         self, key: str, start: str, end: str, reverse: bool
     ) -> Iterator[tuple[tuple[int, str, int], str, bytes, dict[bytes, bytes] | None]]:
         """Every entry of ``key`` between the bounds, fetched a page at a time."""
-        client = self._client()
+        client = self.client()
         low, high = start, end
         while True:
             if reverse:
-                page = _entries(client.execute_command("XREVRANGE", key, high, low, "COUNT", PAGE_SIZE))
+                page = entries_of(client.execute_command("XREVRANGE", key, high, low, "COUNT", PAGE_SIZE))
             else:
-                page = _entries(client.execute_command("XRANGE", key, low, high, "COUNT", PAGE_SIZE))
+                page = entries_of(client.execute_command("XRANGE", key, low, high, "COUNT", PAGE_SIZE))
             for entry_id, fields in page:
                 yield order_key(key, entry_id), key, entry_id, fields
             if len(page) < PAGE_SIZE:
                 return
-            last = _text(page[-1][0])
+            last = text(page[-1][0])
             if reverse:
                 high = f"({last}"
             else:
@@ -387,7 +321,7 @@ class RedisLogReader:
         low, high = _ms_bound(start), _ms_bound(end)
         seen = _Seen()
         for _, key, entry_id, fields in self._merged(self.keys(), low, high, reverse):
-            entry = self._decode(key, entry_id, fields)
+            entry = decode_entry(key, entry_id, fields)
             if entry is not None and seen.first(entry):
                 yield entry
 
@@ -402,14 +336,14 @@ class RedisLogReader:
 
     def _last_ids(self, keys: Sequence[str]) -> dict[str, str]:
         """The newest entry id of every key (``0-0`` for an empty key), in one round trip."""
-        pipe = self._client().pipeline(transaction=False)
+        pipe = self.client().pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("XREVRANGE", key, "+", "-", "COUNT", 1)
         replies = pipe.execute()
         out: dict[str, str] = {}
         for key, reply in zip(keys, replies, strict=True):
-            page = _entries(reply)
-            out[key] = _text(page[0][0]) if page else "0-0"
+            page = entries_of(reply)
+            out[key] = text(page[0][0]) if page else "0-0"
         return out
 
     def tail(
@@ -444,7 +378,7 @@ class RedisLogReader:
         if count:
             newest: list[LogEntry] = []
             for _, key, entry_id, fields in self._merged(keys, "-", last, reverse=True):
-                entry = self._decode(key, entry_id, fields)
+                entry = decode_entry(key, entry_id, fields)
                 if entry is not None and seen.first(entry) and (where is None or where(entry)):
                     newest.append(entry)
                     if len(newest) >= count:
@@ -489,8 +423,8 @@ class RedisLogReader:
             batch: list[tuple[tuple[int, str, int], LogEntry]] = []
             for key, page in replies:
                 for entry_id, fields in page:
-                    last[key] = _text(entry_id)
-                    entry = self._decode(key, entry_id, fields)
+                    last[key] = text(entry_id)
+                    entry = decode_entry(key, entry_id, fields)
                     if entry is not None and seen.first(entry) and (where is None or where(entry)):
                         batch.append((order_key(key, entry_id), entry))
             batch.sort(key=lambda item: item[0])
@@ -513,13 +447,13 @@ class RedisLogReader:
         keys = list(ids)
         if one_slot(self._config, keys):
             args = [*command, *(("BLOCK", block_ms) if block_ms else ()), "STREAMS", *keys, *ids.values()]
-            return _streams(self._client(block_ms or 0).execute_command(*args))
+            return streams_of(self.client(block_ms or 0).execute_command(*args))
         deadline = time.monotonic() + (block_ms or 0) / 1000
         while True:
-            pipe = self._client().pipeline(transaction=False)
+            pipe = self.client().pipeline(transaction=False)
             for key, entry_id in ids.items():
                 pipe.execute_command(*command, "STREAMS", key, entry_id)
-            found = [pair for reply in pipe.execute() for pair in _streams(reply) if pair[1]]
+            found = [pair for reply in pipe.execute() for pair in streams_of(reply) if pair[1]]
             left = deadline - time.monotonic()
             if found or left <= 0 or (stop is not None and stop.is_set()):
                 return found
@@ -540,7 +474,7 @@ class RedisLogReader:
         if not _is_trace_id(trace):
             raise ValueError(f"trace_id must be 32 hex digits; got {trace_id!r}")
         if use_index is not False:
-            members = self._client().lrange(index_key(self._index_base, trace), 0, -1)
+            members = self.client().lrange(index_key(self._index_base, trace), 0, -1)
             if members or use_index:
                 return self._sorted(self._fetch_members(members))
         return self._sorted(self._scan_for_trace(trace))
@@ -549,15 +483,15 @@ class RedisLogReader:
         wanted = list(dict.fromkeys(parse_member(member) for member in members))
         if not wanted:
             return []
-        pipe = self._client().pipeline(transaction=False)
+        pipe = self.client().pipeline(transaction=False)
         for key, entry_id in wanted:
             pipe.execute_command("XRANGE", key, entry_id, entry_id)
         out: list[LogEntry] = []
         for (key, _), reply in zip(wanted, pipe.execute(raise_on_error=False), strict=True):
             if isinstance(reply, Exception):
                 continue  # the key was deleted or replaced: its entries are gone
-            for found_id, fields in _entries(reply):
-                entry = self._decode(key, found_id, fields)
+            for found_id, fields in entries_of(reply):
+                entry = decode_entry(key, found_id, fields)
                 if entry is not None:
                     out.append(entry)
         return out
@@ -567,7 +501,7 @@ class RedisLogReader:
         out: list[LogEntry] = []
         for _, key, entry_id, fields in self._merged(self._trace_keys(trace), "-", "+", reverse=False):
             if fields and fields.get(b"trace_id") == wanted:
-                entry = self._decode(key, entry_id, fields)
+                entry = decode_entry(key, entry_id, fields)
                 if entry is not None:
                     out.append(entry)
         return out
@@ -610,7 +544,7 @@ class RedisLogReader:
         """Length, first and last entry, memory, consumer groups and dead letters of every key,
         in one round trip."""
         keys = self.keys()
-        pipe = self._client().pipeline(transaction=False)
+        pipe = self.client().pipeline(transaction=False)
         for key in keys:
             pipe.execute_command("XINFO STREAM", key)
             pipe.execute_command("MEMORY USAGE", key)
@@ -624,17 +558,17 @@ class RedisLogReader:
                 raise info  # a missing right is not a missing key
             if isinstance(info, Exception):
                 continue  # deleted between SCAN and XINFO
-            info = _fields(info) if not isinstance(info, dict) else info
-            info = {_text(k): v for k, v in (info or {}).items()}
+            info = fields_of(info) if not isinstance(info, dict) else info
+            info = {text(k): v for k, v in (info or {}).items()}
             first, last = info.get("first-entry"), info.get("last-entry")
             out.append(
                 StreamStats(
                     key=key,
                     length=int(info.get("length", 0)),
-                    first_entry_id=_text(first[0]) if first else None,
-                    last_entry_id=_text(last[0]) if last else None,
+                    first_entry_id=text(first[0]) if first else None,
+                    last_entry_id=text(last[0]) if last else None,
                     memory_bytes=None if isinstance(memory, Exception) or memory is None else int(memory),
-                    groups=() if isinstance(groups, Exception) else tuple(_group_info(g) for g in groups),
+                    groups=() if isinstance(groups, Exception) else tuple(group_info(g) for g in groups),
                     dead_letters=0 if isinstance(dead, Exception) else int(dead),
                 )
             )
@@ -651,252 +585,3 @@ def _is_connection_error(error: BaseException) -> bool:
     return isinstance(
         error, rex.ConnectionError | rex.TimeoutError | rex.BusyLoadingError | rex.ReadOnlyError | OSError
     ) or (isinstance(error, rex.ResponseError) and str(error).startswith(("CLUSTERDOWN", "TRYAGAIN")))
-
-
-def _group_info(raw: Mapping[str, Any]) -> GroupInfo:
-    lag = raw.get("lag")
-    return GroupInfo(
-        name=_text(raw.get("name", "")),
-        consumers=int(raw.get("consumers", 0)),
-        pending=int(raw.get("pending", 0)),
-        last_delivered_id=_text(raw.get("last-delivered-id", "0-0")),
-        lag=None if lag is None else int(lag),
-    )
-
-
-class ConsumerGroup:
-    """One consumer of a consumer group over the reader's keys; see ``RedisLogReader.group``.
-
-    ``process(handler)`` is the loop body: it hands a batch to ``handler`` and acknowledges the
-    batch only after ``handler`` returned, so a crash or an exception leaves the entries pending
-    (at-least-once). A batch is, in this order of preference: this consumer's own pending
-    entries (delivered before but never acknowledged), entries claimed from consumers idle for
-    longer than ``claim_idle_ms``, new entries.
-    """
-
-    def __init__(
-        self,
-        reader: RedisLogReader,
-        name: str,
-        consumer: str,
-        *,
-        claim_idle_ms: int = DEFAULT_CLAIM_IDLE_MS,
-        start: str = "0",
-    ) -> None:
-        if not name or not consumer:
-            raise ValueError("a consumer group needs a non-empty group name and consumer name")
-        if isinstance(claim_idle_ms, bool) or not isinstance(claim_idle_ms, int) or claim_idle_ms < 0:
-            raise ValueError(
-                f"claim_idle_ms must be a whole number of milliseconds >= 0; got {claim_idle_ms!r}"
-            )
-        self.reader = reader
-        self.name = name
-        self.consumer = consumer
-        self.claim_idle_ms = claim_idle_ms
-        self._start = start
-        self._keys: list[str] = []
-        self._known: set[str] = set()
-        self._refreshed = -float("inf")
-        self._claimed_at = -float("inf")
-
-    def __repr__(self) -> str:
-        return f"ConsumerGroup(name={self.name!r}, consumer={self.consumer!r})"
-
-    def ensure(self) -> list[str]:
-        """Create the group on keys that lack it; returns the keys the group reads."""
-        keys = self.reader.keys()
-        new = [key for key in keys if key not in self._known]
-        if new:
-            first_time = not self._known
-            pipe = self.reader._client().pipeline(transaction=False)
-            for key in new:
-                start = self._start if first_time or not self.reader.dynamic else "0"
-                pipe.execute_command("XGROUP", "CREATE", key, self.name, start, "MKSTREAM")
-            for reply in pipe.execute(raise_on_error=False):
-                if isinstance(reply, Exception) and "BUSYGROUP" not in str(reply):
-                    raise reply
-            self._known.update(new)
-        self._keys = keys
-        self._refreshed = time.monotonic()
-        return keys
-
-    def _current_keys(self) -> list[str]:
-        stale = time.monotonic() - self._refreshed >= self.reader.key_refresh_s
-        if not self._known or (self.reader.dynamic and stale):
-            self.ensure()
-        return self._keys
-
-    def _collect(
-        self, replies: Iterable[tuple[str, list[RawEntry]]]
-    ) -> list[tuple[str, bytes, LogEntry | None]]:
-        batch = [
-            (key, entry_id, self.reader._decode(key, entry_id, fields))
-            for key, page in replies
-            for entry_id, fields in page
-        ]
-        batch.sort(key=lambda item: order_key(item[0], item[1]))
-        return batch
-
-    def _own_pending(self, keys: Sequence[str], count: int) -> list[tuple[str, bytes, LogEntry | None]]:
-        command = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
-        return self._collect(self.reader.read_streams(command, dict.fromkeys(keys, "0"), None))
-
-    def claim(self, count: int = DEFAULT_GROUP_COUNT) -> list[tuple[str, bytes, LogEntry | None]]:
-        """Take over up to ``count`` entries other consumers left pending longer than ``claim_idle_ms``."""
-        keys = self._current_keys()
-        self._claimed_at = time.monotonic()
-        client = self.reader._client()
-        found: list[tuple[str, list[RawEntry]]] = []
-        total = 0
-        for key in keys:
-            cursor: Any = "0-0"
-            while total < count:
-                # Entries deleted while pending are dropped from the PEL by XAUTOCLAIM itself.
-                reply = client.execute_command(
-                    "XAUTOCLAIM",
-                    key,
-                    self.name,
-                    self.consumer,
-                    self.claim_idle_ms,
-                    cursor,
-                    "COUNT",
-                    count - total,
-                )
-                cursor, page = reply[0], _entries(reply[1])
-                found.append((key, page))
-                total += len(page)
-                if _text(cursor) == "0-0":
-                    break
-        return self._collect(found)
-
-    def _new(
-        self, keys: Sequence[str], count: int, block_ms: int | None
-    ) -> list[tuple[str, bytes, LogEntry | None]]:
-        command = ["XREADGROUP", "GROUP", self.name, self.consumer, "COUNT", count]
-        return self._collect(self.reader.read_streams(command, dict.fromkeys(keys, ">"), block_ms))
-
-    def read(
-        self, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = None
-    ) -> list[tuple[str, bytes, LogEntry | None]]:
-        """The next batch (own pending, claimed, or new; see the class), unacknowledged.
-
-        Items are ``(key, entry id, LogEntry or None)``; None marks an entry that is gone or
-        cannot be decoded. Blocks up to ``block_ms`` milliseconds for new entries.
-        """
-        if count <= 0:
-            raise ValueError(f"count must be > 0; got {count!r}")
-        try:
-            return self._read(count, block_ms)
-        except Exception as error:
-            if "NOGROUP" not in str(error):
-                raise
-        # A key or the group was deleted under us: create it again and retry once.
-        self._known.clear()
-        return self._read(count, block_ms)
-
-    def _read(self, count: int, block_ms: int | None) -> list[tuple[str, bytes, LogEntry | None]]:
-        keys = self._current_keys()
-        if not keys:  # no key matches the pattern yet
-            _wait(None, (block_ms or 0) / 1000)
-            self._refreshed -= self.reader.key_refresh_s
-            return []
-        batch = self._own_pending(keys, count)
-        if not batch and time.monotonic() - self._claimed_at >= self.claim_idle_ms / 4000:
-            batch = self.claim(count)
-        if not batch:
-            batch = self._new(keys, count, block_ms)
-        return batch
-
-    def backlog(self) -> tuple[int, int | None]:
-        """The group's entries delivered but not acknowledged, and not yet delivered (``lag``;
-        None when the server does not say, before Redis 7), summed over its keys."""
-        keys = self._current_keys()
-        pipe = self.reader._client().pipeline(transaction=False)
-        for key in keys:
-            pipe.xinfo_groups(key)
-        pending, lag = 0, 0
-        known = True
-        for reply in pipe.execute(raise_on_error=False):
-            if isinstance(reply, Exception):
-                continue  # the key is gone
-            for info in (_group_info(group) for group in reply):
-                if info.name == self.name:
-                    pending += info.pending
-                    known = known and info.lag is not None
-                    lag += info.lag or 0
-        return pending, lag if known else None
-
-    def ack(self, items: Iterable[tuple[str, bytes | str]]) -> int:
-        """Acknowledge ``(key, entry id)`` pairs, in one round trip; returns how many were pending."""
-        by_key: dict[str, list[bytes | str]] = {}
-        for key, entry_id in items:
-            by_key.setdefault(key, []).append(entry_id)
-        if not by_key:
-            return 0
-        pipe = self.reader._client().pipeline(transaction=False)
-        for key, ids in by_key.items():
-            pipe.xack(key, self.name, *ids)
-        return sum(int(n) for n in pipe.execute())
-
-    def dead_letter(
-        self, items: Sequence[tuple[str, bytes | str]], target: Callable[[str], str], note: Mapping[str, str]
-    ) -> int:
-        """Copy entries to ``target(key)`` with the ``note`` fields and where they came from
-        (``dead_letter.stream``, ``dead_letter.entry_id``) added, then acknowledge them.
-
-        What ``forward`` does with a batch refused for good. An entry that is
-        gone is only acknowledged. Returns how many were copied.
-        """
-        client = self.reader._client()
-        pipe = client.pipeline(transaction=False)
-        for key, entry_id in items:
-            pipe.execute_command("XRANGE", key, entry_id, entry_id)
-        pages = pipe.execute()
-        pipe = client.pipeline(transaction=False)
-        copied = 0
-        for (key, entry_id), page in zip(items, pages, strict=True):
-            for _, fields in _entries(page):
-                if fields:
-                    extra = {**note, "dead_letter.stream": key, "dead_letter.entry_id": _text(entry_id)}
-                    pairs = [
-                        *fields.items(),
-                        *((name.encode(), value.encode()) for name, value in extra.items()),
-                    ]
-                    pipe.execute_command("XADD", target(key), "*", *itertools.chain.from_iterable(pairs))
-                    copied += 1
-        if copied:
-            pipe.execute()
-        self.ack(items)
-        return copied
-
-    def process(
-        self, handler: Handler, *, count: int = DEFAULT_GROUP_COUNT, block_ms: int | None = DEFAULT_BLOCK_MS
-    ) -> int:
-        """Read one batch, call ``handler(records)``, then acknowledge the batch; returns its size.
-
-        When ``handler`` raises, nothing is acknowledged and the exception propagates: the
-        entries stay pending and come back in this consumer's next batch (or another
-        consumer's, once idle for ``claim_idle_ms``). Entries that are gone or cannot be decoded
-        are acknowledged without being handed over (and logged). 0 means nothing arrived within
-        ``block_ms``.
-        """
-        batch = self.read(count, block_ms)
-        if not batch:
-            return 0
-        records = [entry for _, _, entry in batch if entry is not None]
-        if records:
-            handler(records)
-        self.ack((key, entry_id) for key, entry_id, _ in batch)
-        return len(batch)
-
-    def run(
-        self,
-        handler: Handler,
-        *,
-        count: int = DEFAULT_GROUP_COUNT,
-        block_ms: int = DEFAULT_BLOCK_MS,
-        stop: threading.Event | None = None,
-    ) -> None:
-        """``process`` in a loop until ``stop`` is set; an exception from ``handler`` ends it."""
-        while stop is None or not stop.is_set():
-            self.process(handler, count=count, block_ms=block_ms)

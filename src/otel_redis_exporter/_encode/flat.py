@@ -1,7 +1,7 @@
-"""Pure encoding: an SDK log record becomes the fields of one stream entry, and back.
+"""Pure encoding: an SDK log record becomes the fields of one stream entry (the flat encoding).
 
 No Redis here, no clock, no I/O: every field name and value produced is a ``str`` that encodes as
-UTF-8. ``decode_fields`` is the inverse; ``LogEntry`` is what it returns. The layout is the
+UTF-8. ``entry.decode_flat`` is the inverse; ``LogEntry`` is what it returns. The layout is the
 versioned contract described in the README ("Stream entry schema"); ``SCHEMA_VERSION`` changes
 whenever a consumer would have to change.
 
@@ -25,20 +25,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import json
 import json.encoder
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 
-from ._keys import StreamKeyTemplate
-from ._log import logger
+from .._keys import StreamKeyTemplate
+from .._log import logger
+from .uid import UID_FIELD, record_uid
 
 SCHEMA_VERSION = "1"
 MAX_DEPTH = 32
@@ -83,7 +83,7 @@ def _make_dumps() -> Callable[[Any], str]:
     """``_ENCODER.encode`` without its per-call set-up: the C encoder, built once.
 
     Same output as ``json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))``;
-    no cycle check, as every value handed to it is flat or has been through ``_Sanitizer``.
+    no cycle check, as every value handed to it is flat or has been through ``Sanitizer``.
     """
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
@@ -99,7 +99,7 @@ def _make_dumps() -> Callable[[Any], str]:
     return dumps
 
 
-_dumps = _make_dumps()
+dumps = _make_dumps()
 
 # With the ``orjson`` extra, flat attribute maps are encoded by orjson where its output is the
 # stdlib's to the byte: ASCII text without DEL, ints of at most 64 bits, floats in the range
@@ -124,7 +124,7 @@ _PLAIN_FLOAT_MAX = 1e16
 _DECIMAL = tuple(str(number) for number in range(256))
 
 
-def _str_of(value: Any) -> str:
+def str_of(value: Any) -> str:
     """``str()`` that cannot raise: falls back to ``repr()``, then to the type's name."""
     for render in (str, repr):
         with contextlib.suppress(Exception):
@@ -151,7 +151,7 @@ def safe_text(text: str) -> str:
     return text
 
 
-class _Sanitizer:
+class Sanitizer:
     """Turns any value into something ``json`` encodes exactly, recording truncations.
 
     ``budget`` is about how many bytes of JSON may still be produced: strings are cut to it and
@@ -206,7 +206,7 @@ class _Sanitizer:
             return self.value(int.__index__(value), depth, seen)
         if isinstance(value, float):
             return self.value(float.__float__(value), depth, seen)
-        return {TAG_STR: self.value(_str_of(value), depth, seen)}
+        return {TAG_STR: self.value(str_of(value), depth, seen)}
 
     def _sequence(self, sequence: Sequence[Any], depth: int, seen: frozenset[int]) -> Any:
         out: list[Any] = []
@@ -263,7 +263,7 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_hashable(item) for item in value)
     if isinstance(value, dict):
-        return _str_of(value)
+        return str_of(value)
     return value
 
 
@@ -365,22 +365,22 @@ def encode_attributes(
                 if encoded.isascii() and b"\x7f" not in encoded:
                     encoded_text = encoded.decode("ascii")
         if verdict != _NOT_FLAT and encoded_text is None:
-            encoded_text = _dumps(plain)
+            encoded_text = dumps(plain)
         if encoded_text is not None and len(encoded_text) <= budget:
             return encoded_text
-    sanitizer = _Sanitizer(limit, budget)
+    sanitizer = Sanitizer(limit, budget)
     out: dict[str, Any] = {}
     for raw_key, value in attributes.items():
         if sanitizer.budget <= 0:
             truncated.append("attributes")
             break
-        key = raw_key if type(raw_key) is str else _str_of(raw_key)
+        key = raw_key if type(raw_key) is str else str_of(raw_key)
         sanitizer.budget -= len(key) + 4
         sanitizer.truncated = False
         out[key] = sanitizer.value(value)
         if sanitizer.truncated:
             truncated.append(key)
-    return _dumps(out)
+    return dumps(out)
 
 
 def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str], budget: int = UNBOUNDED) -> None:
@@ -396,8 +396,8 @@ def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str], bud
         if text is body:
             fields["body"] = body
             return
-    sanitizer = _Sanitizer(limit, budget)
-    fields["body"] = _dumps(sanitizer.value(body))
+    sanitizer = Sanitizer(limit, budget)
+    fields["body"] = dumps(sanitizer.value(body))
     fields["body_type"] = BODY_TYPE_JSON
     if sanitizer.truncated and "body" not in truncated:
         truncated.append("body")
@@ -407,31 +407,6 @@ def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str], bud
 class _ResourcePart:
     key: str
     fields: Fields
-
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Every 2-character base32 pair, so a record's 4-character suffix is two lookups.
-_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
-UID_FIELD = "log.record.uid"
-MAX_RECORDS_PER_UID_PREFIX = 1 << 20
-
-
-def _base32(value: int, length: int) -> str:
-    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(length)))
-
-
-def record_uid(prefix: str, index: int) -> str:
-    """The uid of record ``index`` of a batch whose ids start with ``prefix``."""
-    return prefix + _PAIRS[(index >> 10) & 1023] + _PAIRS[index & 1023]
-
-
-def uid_prefix(time_ms: int, randomness: int) -> str:
-    """The first 22 characters of a batch's ULIDs: 48-bit time, then 60 of the 80 random bits.
-
-    Record ``i`` of the batch gets this prefix plus ``i`` as 4 base32 characters, so the ids of a
-    batch are distinct, sortable and monotonic like ULIDs made within one millisecond.
-    """
-    return _base32(time_ms & ((1 << 48) - 1), 10) + _base32(randomness >> 20, 12)
 
 
 class BatchEncoder:
@@ -524,7 +499,7 @@ class BatchEncoder:
                 if dropped:
                     fields["dropped_attributes_count"] = str(dropped)
                 if truncated:
-                    fields["truncated"] = _dumps(truncated)
+                    fields["truncated"] = dumps(truncated)
                 fields.update(tail[0])
                 tail[1].append(fields)
             except Exception as error:  # one record never costs the batch
@@ -540,7 +515,7 @@ class BatchEncoder:
         logger.warning(
             "A log record could not be encoded (%s: %s); it is written with the body %r",
             type(error).__name__,
-            _str_of(error)[:200],
+            str_of(error)[:200],
             PLACEHOLDER_BODY,
         )
         fields: Fields = {"v": SCHEMA_VERSION}
@@ -578,7 +553,7 @@ class BatchEncoder:
         fields: Fields = {}
         service = attributes.get("service.name")
         if service is not None:
-            fields["service.name"] = safe_text(_str_of(service))
+            fields["service.name"] = safe_text(str_of(service))
         fields["resource"] = encode_attributes(attributes, self._limit, [])
         if resource is not None and resource.schema_url:
             fields[RESOURCE_SCHEMA_URL_FIELD] = safe_text(resource.schema_url)
@@ -603,109 +578,3 @@ class BatchEncoder:
                 fields[SCOPE_SCHEMA_URL_FIELD] = safe_text(scope.schema_url)
         self._scopes[id(scope)] = fields
         return fields
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One decoded stream entry: the log record with its original types restored.
-
-    ``timestamp`` falls back to the observed time for a record that had none (for display and
-    ordering); ``timestamp_set`` says whether it is the record's own.
-    """
-
-    timestamp: int
-    observed_timestamp: int
-    severity_number: int | None = None
-    severity_text: str | None = None
-    body: Any = None
-    trace_id: str | None = None
-    span_id: str | None = None
-    trace_flags: int | None = None
-    event_name: str | None = None
-    service_name: str | None = None
-    scope_name: str | None = None
-    scope_version: str | None = None
-    scope_attributes: Mapping[str, Any] = field(default_factory=dict)
-    resource: Mapping[str, Any] = field(default_factory=dict)
-    attributes: Mapping[str, Any] = field(default_factory=dict)
-    dropped_attributes_count: int = 0
-    truncated: Sequence[str] = ()
-    uid: str | None = None
-    entry_id: str | None = None
-    stream: str | None = None
-    encoding: str = FLAT
-    timestamp_set: bool = True
-    resource_schema_url: str | None = None
-    scope_schema_url: str | None = None
-
-    @property
-    def own_timestamp(self) -> int:
-        """The record's own timestamp in nanoseconds, 0 when it had none (as OTLP writes it)."""
-        return self.timestamp if self.timestamp_set else 0
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-
-
-def _object(raw: str | None) -> dict[str, Any]:
-    if not raw:
-        return {}
-    decoded = json.loads(raw)
-    return {key: restore(value) for key, value in decoded.items()}
-
-
-def decode_fields(
-    raw: Mapping[str, str] | Mapping[bytes, bytes],
-    *,
-    entry_id: str | None = None,
-    stream: str | None = None,
-) -> LogEntry:
-    """The inverse of the encoder: stream entry fields (str or bytes) to a ``LogEntry``.
-
-    Entries in an OTLP encoding (``encoding`` field ``otlp_json`` or ``otlp_proto``) are decoded
-    too; that needs the ``otlp`` extra (protobuf and the OpenTelemetry proto classes).
-    """
-    fields = {_text(k): _text(v) for k, v in raw.items()}
-    encoding = fields.get(ENCODING_FIELD)
-    if encoding is not None and encoding != FLAT:
-        from ._otlp import decode_otlp  # noqa: PLC0415 - protobuf is imported only when needed
-
-        payload = next((value for key, value in raw.items() if _text(key) == PAYLOAD_FIELD), None)
-        entry = decode_otlp(encoding, payload, entry_id=entry_id, stream=stream)
-        truncated = tuple(json.loads(fields["truncated"])) if "truncated" in fields else ()
-        return dataclasses.replace(entry, uid=fields.get(UID_FIELD), truncated=truncated)
-    body: Any = fields.get("body")
-    if body is not None and fields.get("body_type") == BODY_TYPE_JSON:
-        body = restore(json.loads(body))
-
-    def optional_int(name: str) -> int | None:
-        value = fields.get(name)
-        return int(value) if value is not None else None
-
-    observed = int(fields.get("observed_timestamp", "0"))
-    return LogEntry(
-        timestamp=int(fields.get("timestamp", observed)),
-        observed_timestamp=observed,
-        severity_number=optional_int("severity_number"),
-        severity_text=fields.get("severity_text"),
-        body=body,
-        trace_id=fields.get("trace_id"),
-        span_id=fields.get("span_id"),
-        trace_flags=optional_int("trace_flags"),
-        event_name=fields.get("event_name"),
-        service_name=fields.get("service.name"),
-        scope_name=fields.get("scope.name"),
-        scope_version=fields.get("scope.version"),
-        scope_attributes=_object(fields.get("scope.attributes")),
-        resource=_object(fields.get("resource")),
-        attributes=_object(fields.get("attributes")),
-        dropped_attributes_count=int(fields.get("dropped_attributes_count", "0")),
-        truncated=tuple(json.loads(fields["truncated"])) if "truncated" in fields else (),
-        uid=fields.get(UID_FIELD),
-        entry_id=entry_id,
-        stream=stream,
-        timestamp_set=TIMESTAMP_UNSET_FIELD not in fields and "timestamp" in fields,
-        resource_schema_url=fields.get(RESOURCE_SCHEMA_URL_FIELD),
-        scope_schema_url=fields.get(SCOPE_SCHEMA_URL_FIELD),
-    )

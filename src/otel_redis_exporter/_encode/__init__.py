@@ -1,0 +1,2 @@
+"""Records to stream entries and back: the flat encoding (``flat``), the OTLP ones (``otlp``),
+the choice between them (``select``), and the decoded entry (``entry``)."""
