@@ -112,6 +112,9 @@ def oldest(session: nox.Session) -> None:
     deps = [dep for dep in TEST_DEPS if not dep.startswith(NEWER_THAN_OLDEST)]
     session.install("-e", ".[otlp]", *deps, *OLDEST)
     expect_fast_path(session, True)
+    # Here a skip is a feature with no release for the oldest SDK (declarative configuration,
+    # the maintained logging handler), not a missing server: `tests` enforces the servers.
+    session.env["CI"] = ""
     session.run("pytest", *(session.posargs or ["-m", "not bench and not matrix"]))
 
 
