@@ -125,6 +125,17 @@ def wait_until(
         time.sleep(interval)
 
 
+def logged(text: Callable[[], str], *needles: str, timeout: float = 10) -> str:
+    """Wait until the log text holds every needle, and return it.
+
+    The sender logs on its own thread: the reason for a FAILURE may follow the export that returned it."""
+    return wait_until(
+        lambda: (current := text()) and all(needle in current for needle in needles) and current,
+        timeout=timeout,
+        what=f"a log line with {needles}",
+    )
+
+
 def no_retry() -> Retry:
     """A redis-py ``retry`` that fails at once (redis-py retries 3 times by default)."""
     return Retry(NoBackoff(), 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from otel_redis_exporter._metrics import ExporterMetrics
@@ -26,9 +27,14 @@ class Clock:
         return self.now
 
 
-def delivery(max_records: int = 1_000, max_bytes: int = 10**9, clock: Clock | None = None) -> Delivery:
+def delivery(
+    max_records: int = 1_000,
+    max_bytes: int = 10**9,
+    clock: Clock | None = None,
+    quiet_s: float = HANDOFF_TIMEOUT_S,
+) -> Delivery:
     metrics = ExporterMetrics(None, server_address=None, server_port=None, buffered=lambda: (0, 0))
-    return Delivery(max_records, max_bytes, metrics, clock or Clock())
+    return Delivery(max_records, max_bytes, metrics, clock or Clock(), quiet_s)
 
 
 def entries(*bodies: str, severity: str = INFO, key: str = "otel:logs") -> dict[str, list[dict[str, str]]]:
@@ -240,6 +246,21 @@ def test_export_stops_waiting_when_nothing_was_heard_for_the_handoff() -> None:
     assert queue.take() is not None
     clock.now += HANDOFF_TIMEOUT_S
     assert queue.handoff(ticket) is False  # nothing heard since the round trip started
+
+
+def test_with_wait_replicas_export_waits_out_a_quiet_wait() -> None:
+    """WAIT answers only once replicas confirm: a round trip quiet for longer than the hand-off,
+    but within ``quiet_s``, is still waited for, and its SUCCESS reported."""
+    clock = Clock()
+    queue = delivery(clock=clock, quiet_s=HANDOFF_TIMEOUT_S + 1.2)
+    ticket = queue.submit(entries("replicated"))
+    trip = queue.take()
+    assert trip is not None
+    clock.now += HANDOFF_TIMEOUT_S  # as quiet as a plain round trip may ever be
+    replicas_confirm = threading.Timer(0.05, queue.settle, (trip, WriteResult(count=1, entry_ids={0: "1-0"})))
+    replicas_confirm.start()
+    assert queue.handoff(ticket) is True
+    replicas_confirm.join()
 
 
 def test_handoff_does_not_wait_behind_a_backlog() -> None:

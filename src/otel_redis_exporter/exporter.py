@@ -25,7 +25,7 @@ from ._log import logger
 from ._metrics import ExporterMetrics, ExporterStats
 from ._redact import redact_url
 from ._types import Address, Clock
-from ._write import Delivery, make_sender
+from ._write import make_delivery, make_sender
 
 __all__ = ["EXPORTING_KEY", "RedisLogExporter", "logged_while_exporting"]
 
@@ -155,9 +155,7 @@ class RedisLogExporter(LogRecordExporter):
             server_port=port,
             buffered=lambda: self._delivery.queued,
         )
-        self._delivery = Delivery(
-            self._config.buffer_max_records, self._config.buffer_max_bytes, self._metrics, _clock
-        )
+        self._delivery = make_delivery(self._config, self._metrics, _clock)
         pools = _pool_factory or (make_async_pool if self._config.mode == "async" else make_pool)
         self._sender = make_sender(self._config, self._delivery, self._metrics, pools, _clock)
         _LIVE.add(self)
@@ -186,9 +184,9 @@ class RedisLogExporter(LogRecordExporter):
 
         Returns SUCCESS once every record of the batch is in Redis. FAILURE when the exporter is
         shut down, when a record was refused or dropped, or when Redis stops answering for the
-        hand-off (``Delivery.handoff``: 0.25 s without a reply; no wait at all while Redis is
-        failing): the records then stay queued, the sender keeps sending them, and each ends
-        written or counted as dropped in ``stats()``.
+        hand-off (``Delivery.handoff``: 0.25 s without a reply, plus WAIT's timeout with
+        ``wait_replicas``; no wait at all while Redis is failing): the records then stay queued,
+        the sender keeps sending them, and each ends written or counted as dropped in ``stats()``.
         """
         if self._closed:
             return LogRecordExportResult.FAILURE

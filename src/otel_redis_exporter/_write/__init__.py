@@ -11,6 +11,6 @@ Nothing here calls back up into the exporter.
 """
 
 from .delivery import HANDOFF_TIMEOUT_S, Delivery, Ticket
-from .transport import Sender, make_sender
+from .transport import Sender, make_delivery, make_sender
 
-__all__ = ["HANDOFF_TIMEOUT_S", "Delivery", "Sender", "Ticket", "make_sender"]
+__all__ = ["HANDOFF_TIMEOUT_S", "Delivery", "Sender", "Ticket", "make_delivery", "make_sender"]

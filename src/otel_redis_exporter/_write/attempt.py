@@ -56,6 +56,12 @@ WAIT_TIMEOUT_CAP_S = 1.0
 # A server answers WAIT up to one event-loop tick (100 ms at the default hz 10) after its timeout.
 WAIT_REPLY_GRACE_S = 0.2
 
+
+def longest_wait_s(config: ExporterConfig) -> float:
+    """How long a healthy server may hold a round trip's last reply: WAIT's longest timeout."""
+    return WAIT_TIMEOUT_CAP_S + WAIT_REPLY_GRACE_S if config.wait_replicas else 0.0
+
+
 # One read from the socket while replies are parsed on the fast path (bytes).
 READ_SIZE = 65536
 # (position of the entry in the batch, its command)

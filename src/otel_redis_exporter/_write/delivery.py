@@ -172,8 +172,12 @@ class Delivery:
         max_bytes: int,
         metrics: ExporterMetrics,
         clock: Callable[[], float],
+        quiet_s: float = HANDOFF_TIMEOUT_S,
     ) -> None:
         self.max_records = max_records
+        # How long a healthy round trip may go without a reply: the hand-off time, plus the WAIT
+        # timeout when replicas must confirm (WAIT answers only when they have, or at its timeout).
+        self.quiet_s = quiet_s
         self.max_bytes = max_bytes
         self._metrics = metrics
         self._clock = clock
@@ -219,7 +223,7 @@ class Delivery:
         """Wait for ``ticket``'s batch as long as a healthy Redis needs; True if it was all written.
 
         It waits up to ``HANDOFF_TIMEOUT_S`` for the sender to take the batch, then for as long as
-        the round trip carrying it goes about as fast as round trips have been going. It does not
+        the round trip carrying it hears from the server at least every ``quiet_s``. It does not
         wait when an attempt failed, when the round trip in flight stalled, or when the batch
         queued behind more than one round trip holds (a backlog drains without holding up the
         SDK's thread): the batch stays queued and the sender keeps at it.
@@ -232,7 +236,7 @@ class Delivery:
                 if self._failures:
                     return False
                 started = self._trip_started
-                stalled_at = math.inf if started is None else self._heard_at + HANDOFF_TIMEOUT_S
+                stalled_at = math.inf if started is None else self._heard_at + self.quiet_s
                 parcel = ticket.parcel
                 until = stalled_at if parcel is not None and parcel.in_flight else min(taken_by, stalled_at)
                 left = until - self._clock()

@@ -31,9 +31,9 @@ from .._log import logger
 from .._metrics import ExporterMetrics
 from .._redact import redact_url
 from .._types import Clock, Entries
-from .attempt import Heard, WriteResult, backoff
+from .attempt import Heard, WriteResult, backoff, longest_wait_s
 from .cluster import AsyncClusterWriter, SyncClusterWriter
-from .delivery import Delivery, Ticket, Trip
+from .delivery import HANDOFF_TIMEOUT_S, Delivery, Ticket, Trip
 from .loop import LoopThread, keep_after_fork
 from .sentinel import AsyncSentinelWriter, SyncSentinelWriter
 from .single import AsyncWriter, SyncWriter
@@ -346,6 +346,12 @@ class LoopSender(SenderBase):
 
 
 Sender = ThreadSender | LoopSender
+
+
+def make_delivery(config: ExporterConfig, metrics: ExporterMetrics, clock: Clock) -> Delivery:
+    """The queue for ``config``'s bounds; with ``wait_replicas``, export() also waits out WAIT."""
+    quiet_s = HANDOFF_TIMEOUT_S + longest_wait_s(config)
+    return Delivery(config.buffer_max_records, config.buffer_max_bytes, metrics, clock, quiet_s)
 
 
 def make_sender(
