@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2024.4.15"
-nox.options.default_venv_backend = "venv"
+# uv installs a session in seconds where pip takes a minute; without uv, the standard venv and pip.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["tests", "tests_pure", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
@@ -29,6 +31,9 @@ NEWER_THAN_OLDEST = ("opentelemetry-configuration",)
 
 
 PURE_PYTHON = {"OTEL_REDIS_EXPORTER_PURE_PYTHON": "1"}
+# `tests` runs every server test against both kinds; sessions that vary the client side (the pure
+# path, the oldest releases) run against one, unless OTEL_REDIS_TEST_SERVERS says otherwise.
+ONE_SERVER_KIND = {"OTEL_REDIS_TEST_SERVERS": os.environ.get("OTEL_REDIS_TEST_SERVERS", "redis")}
 # The fault-injection and soak tests take most of the suite's time and test the sender, not
 # the encoding: `tests_pure` leaves them to `tests`, which runs them on the compiled path.
 # test_speedups compares the two paths: it has nothing to test on one.
@@ -66,15 +71,17 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def tests_pure(session: nox.Session) -> None:
-    """The test suite on the pure-Python path (OTEL_REDIS_EXPORTER_PURE_PYTHON=1), fault and soak
-    tests left to `tests` (they run once, on the compiled path)."""
+    """The test suite on the pure-Python path (OTEL_REDIS_EXPORTER_PURE_PYTHON=1), against one
+    server kind; fault, soak and read-side tests left to `tests` (they run once, on the compiled
+    path)."""
     session.install("-e", ".[hiredis,otlp]", *TEST_DEPS)
     session.env.update(PURE_PYTHON)
+    session.env.update(ONE_SERVER_KIND)
     expect_fast_path(session, False)
     session.run("pytest", *(session.posargs or PURE_SKIPS))
 
 
-@nox.session
+@nox.session(venv_backend="venv")  # pip: CFLAGS reach the build, and --no-cache-dir forces one
 def sanitize(session: nox.Session) -> None:
     """The extension built with AddressSanitizer and UndefinedBehaviorSanitizer (gcc), under the
     packing, reply, encoding and fuzz tests; any finding fails the run."""
@@ -102,7 +109,7 @@ def sanitize(session: nox.Session) -> None:
 @nox.session
 def oldest(session: nox.Session) -> None:
     """The test suite on the oldest supported opentelemetry-sdk and redis, without hiredis, on
-    the compiled fast path.
+    the compiled fast path, against one server kind.
 
     CI runs it after `tests`. It leaves out the `bench`-marked tests and the long fault matrix
     (`matrix`): they test our code, not the floors, and `tests` runs them; the rest keeps the
@@ -115,6 +122,7 @@ def oldest(session: nox.Session) -> None:
     # Here a skip is a feature with no release for the oldest SDK (declarative configuration,
     # the maintained logging handler), not a missing server: `tests` enforces the servers.
     session.env["CI"] = ""
+    session.env.update(ONE_SERVER_KIND)
     session.run("pytest", *(session.posargs or ["-m", "not bench and not matrix"]))
 
 
