@@ -103,6 +103,7 @@ class SyncWriter(WriterBase):
         """Send ``commands`` (and WAIT) as one buffer on a connection of ``pool``."""
         bound_timeouts(pool, None, timeout)
         connection = pool.get_connection()
+        self._heard()  # connected (a new connection's handshake was answered): the server is there
         wait_ms = self._wait_ms(timeout)
         wait = self._wait(wait_ms)
         with self._busy_lock:
@@ -225,6 +226,7 @@ class AsyncWriter(WriterBase):
 
     async def _round_trip(self, pool: Any, commands: list[Command], stage: _Stage) -> list[Any]:
         connection = await pool.get_connection()
+        self._heard()  # as in the sync twin's _transmit
         self.unanswered += 1
         stage.sent = True
         try:
