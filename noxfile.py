@@ -174,6 +174,10 @@ MIN_SCREENSHOT_BYTES = 30_000
 CHROMIUM = ("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars")
 
 
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def check_readme_links(session: nox.Session) -> None:
     """Every link of the README (also the package page) is a page of the built site, anchor included."""
     found = re.search(r"^site_url: (\S+)$", Path("mkdocs.yml").read_text(encoding="utf-8"), re.MULTILINE)
@@ -196,7 +200,8 @@ def check_readme_links(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """The documentation site: `mkdocs build --strict` into site/, then the home page and the
     performance page rendered by headless Chromium (Debian's `chromium`) into docs-screenshots/;
-    fails on a page without its heading or picture. `nox -s docs -- serve` serves the site instead.
+    fails on a page without its heading or picture. `nox -s docs -- serve` serves the site instead
+    (http://127.0.0.1:8000/otel-redis-exporter/, the path of `site_url`).
     """
     # The hook imports the package for the settings table and the CLI parser; no C build needed.
     session.install(
@@ -219,7 +224,7 @@ def docs(session: nox.Session) -> None:
         session.run(
             *CHROMIUM, "--window-size=1280,1600", f"--screenshot={shot}", url, external=True, silent=True
         )
-        if not shot.exists() or shot.stat().st_size < MIN_SCREENSHOT_BYTES:
+        if not shot.exists() or shot.stat().st_size < MIN_SCREENSHOT_BYTES or not is_png(shot):
             session.error(f"{page}: no screenshot, or a nearly empty one ({shot})")
         dom = str(session.run(*CHROMIUM, "--dump-dom", url, external=True, silent=True))
         missing = [text for text in expected if text not in dom]
