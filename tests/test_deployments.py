@@ -28,7 +28,7 @@ from servers import Cluster, SentinelGroup, ServerProcess, StartServer, TlsMater
 SUCCESS = LogRecordExportResult.SUCCESS
 FAILURE = LogRecordExportResult.FAILURE
 
-# The least privileges README.md documents, per deployment.
+# The least privileges docs/operations.md documents, per deployment.
 WRITER = ["~otel:*", "+xadd"]
 CLUSTER_WRITER = [*WRITER, "+cluster|slots", "+command", "+asking"]
 SENTINEL_READER = ["+sentinel|masters"]

@@ -53,7 +53,7 @@ def reference_attributes(attributes: Any, limit: int, truncated: list[str]) -> s
 
 
 def reference_fields(record: ReadableLogRecord, limit: int, now_ns: int) -> Fields:
-    """One record's entry, the plain way (the layout of the README's schema table)."""
+    """One record's entry, the plain way (the layout of the documented entry schema)."""
     log = record.log_record
     fields: Fields = {"v": SCHEMA_VERSION}
     observed = log.observed_timestamp or log.timestamp or now_ns

@@ -1,6 +1,6 @@
 """Passwords stay secret and URLs are checked before use: every URL form, in every output.
 
-A distinctive password is put into each URL form the README accepts or a user might mistype;
+A distinctive password is put into each URL form the documentation accepts or a user might mistype;
 whatever the exporter, the reader or the CLI then shows (exceptions, reprs, log lines at DEBUG,
 the CLI's stdout and stderr) must not contain it, nor any long piece of it.
 """

@@ -1,23 +1,14 @@
-"""The settings table is the one source: the README, the constructor and the configuration agree with it."""
+"""The settings table is the one source: the constructor and the configuration agree with it, and the
+documentation's table is rendered from it (tests/test_docs.py checks the page)."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from pathlib import Path
 
 from otel_redis_exporter import RedisLogExporter
 from otel_redis_exporter._config import SETTINGS, ExporterConfig
-from otel_redis_exporter._config.settings import ConfigArguments, ExporterOptions, readme_table
-
-README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def _readme_configuration_table() -> list[str]:
-    lines = README.read_text(encoding="utf-8").splitlines()
-    start = lines.index(readme_table()[0])
-    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
-    return lines[start:end]
+from otel_redis_exporter._config.settings import ConfigArguments, ExporterOptions, settings_table
 
 
 def _public_keywords() -> dict[str, str]:
@@ -29,12 +20,13 @@ def _public_keywords() -> dict[str, str]:
     }
 
 
-def test_readme_configuration_table_is_the_settings_table() -> None:
-    """Each row of the README's configuration table is the row the settings table renders."""
-    readme, table = _readme_configuration_table(), readme_table()
-    for readme_row, table_row in zip(readme, table, strict=False):
-        assert readme_row == table_row
-    assert len(readme) == len(table), f"README rows: {len(readme)}, settings: {len(table)}"
+def test_settings_table_has_a_row_per_setting_in_order() -> None:
+    """The rendered table has its header, then one row per setting, each naming its variables."""
+    header, rows = settings_table()[:2], settings_table()[2:]
+    assert header[0] == "| option | environment variable | default | unit / values |"
+    assert [row.split("`")[1] for row in rows] == list(SETTINGS)
+    for row, setting in zip(rows, SETTINGS.values(), strict=True):
+        assert all(f"`{variable}`" in row for variable in setting.env), row
 
 
 def test_constructor_keywords_are_the_settings() -> None:

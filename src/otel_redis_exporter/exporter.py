@@ -60,12 +60,12 @@ def _server_of(url: str) -> tuple[str | None, int | None]:
 class RedisLogExporter(LogRecordExporter):
     """Writes each log record as one entry of a Redis Stream (``XADD``).
 
-    Use it behind the SDK's batch processor::
+    Use it behind the SDK's batch processor:
 
         BatchLogRecordProcessor(RedisLogExporter(url="redis://localhost:6379/0", stream="otel:logs"))
 
     Every argument falls back to an ``OTEL_EXPORTER_REDIS_*`` environment variable, then to a
-    default (see the README's configuration table):
+    default (see the Configuration page of the documentation):
 
     * ``url``: ``redis://``, ``rediss://`` or ``unix://`` URL, user and password included.
     * ``stream``: the stream key, or a template over resource attributes such as
@@ -85,9 +85,9 @@ class RedisLogExporter(LogRecordExporter):
       ``"otlp_proto"`` (the record's OTLP ``ResourceLogs`` in one field; needs the ``otlp`` extra,
       checked here: ``OtlpNotInstalledError`` when it is missing).
     * ``trace_index_ttl``: seconds to keep a per-trace index of entry ids (one more round trip per
-      batch, see the README); 0 or unset: no index.
+      batch, see Reading back in the documentation); 0 or unset: no index.
     * ``cluster``, ``shards``: write to a Redis Cluster (``url`` names any node), each stream
-      spread over ``shards`` keys in different slots (see the README's Cluster section).
+      spread over ``shards`` keys in different slots (see Operations, Redis Cluster, in the documentation).
     * ``sentinels``, ``sentinel_master``, ``sentinel_username``, ``sentinel_password``: find the
       master through Sentinel (``url`` then only gives the user, password, db and scheme).
     * ``wait_replicas``: report a batch written only once that many replicas have it (``WAIT``).

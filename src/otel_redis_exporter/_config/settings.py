@@ -1,9 +1,9 @@
 """Every setting of the exporter, in one table: argument, environment variables, parse, check,
-default (with its unit), and the line the README's configuration table shows for it.
+default (with its unit), and the row the documentation's configuration table shows for it.
 
 Adding a setting: a row of ``SETTINGS``, a field of ``ExporterConfig``, a keyword of
 ``RedisLogExporter`` and of ``TuningOptions``. Tests prove that these agree with the table and
-that the README's table is this table.
+that the documentation's table is rendered from this table.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ DEFAULT_BUFFER_MAX_RECORDS = 50_000
 DEFAULT_BUFFER_MAX_BYTES = 32 * 1024 * 1024
 MODES = ("sync", "async")
 DEFAULT_MODE = "sync"
-# "flat": one stream field per record attribute (the schema in the README); the OTLP encodings
+# "flat": one stream field per record attribute (the documented entry schema); the OTLP encodings
 # put the record's standard OTLP ResourceLogs (JSON or protobuf bytes) in one `payload` field.
 ENCODINGS = ("flat", "otlp_json", "otlp_proto")
 DEFAULT_ENCODING = "flat"
@@ -60,8 +60,8 @@ class Setting:
     parse: Callable[[str], Any]  # an environment variable's text to a value
     check: Check  # the value, checked (raises ValueError naming what is allowed)
     default: Any
-    values: str  # the README's "unit / values" column
-    shown_default: str | None = None  # the README's default column when not the default itself
+    values: str  # the configuration table's "unit / values" column
+    shown_default: str | None = None  # the table's default column when not the default itself
     field: str | None = None  # the ExporterConfig field, when not ``name``
     # How an argument is read before its check (an environment variable goes through ``parse``).
     argument: Callable[[Any], Any] | None = None
@@ -74,7 +74,7 @@ class Setting:
     def config_field(self) -> str:
         return self.field or self.name
 
-    def readme_row(self) -> str:
+    def table_row(self) -> str:
         env = ", then ".join(f"`{name}`" for name in self.env) or "—"
         return f"| `{self.name}` | {env} | {self.shown_default or _shown(self.default)} | {self.values} |"
 
@@ -87,7 +87,7 @@ def _shown(value: object) -> str:
     return f"`{value}`"
 
 
-def _setting(  # noqa: PLR0917 - a row of the table reads left to right, like the README's
+def _setting(  # noqa: PLR0917 - a row of the table reads left to right, like the documentation's
     name: str,
     env: str | tuple[str, ...],
     parse: Callable[[str], Any],
@@ -102,7 +102,7 @@ def _setting(  # noqa: PLR0917 - a row of the table reads left to right, like th
 _PREFIX = "OTEL_EXPORTER_REDIS_"
 _LOGS = "OTEL_EXPORTER_REDIS_LOGS_"
 
-# The settings in the README's order. Arguments win over environment variables, which win over
+# The settings in the documentation's order. Arguments win over environment variables, which win over
 # defaults (see ``resolve``). One row a setting, laid out by hand.
 # fmt: off
 SETTINGS: dict[str, Setting] = {
@@ -269,7 +269,7 @@ class ConfigArguments(TuningOptions, total=False):
     stream: str | None
 
 
-def readme_table() -> list[str]:
-    """The README's configuration table, header included."""
+def settings_table() -> list[str]:
+    """The configuration table of the documentation (Markdown), header included."""
     header = ["| option | environment variable | default | unit / values |", "| --- | --- | --- | --- |"]
-    return header + [setting.readme_row() for setting in SETTINGS.values()]
+    return header + [setting.table_row() for setting in SETTINGS.values()]

@@ -2,7 +2,7 @@
 
 No Redis here, no clock, no I/O: every field name and value produced is a ``str`` that encodes as
 UTF-8. ``entry.decode_flat`` is the inverse; ``LogEntry`` is what it returns. The layout is the
-versioned contract described in the README ("Stream entry schema"); ``SCHEMA_VERSION`` changes
+versioned contract described in the documentation (docs/schema.md); ``SCHEMA_VERSION`` changes
 whenever a consumer would have to change.
 
 JSON keeps ints, bools, lists and nested maps. What JSON cannot hold gets a one-key tag object:
@@ -414,7 +414,7 @@ class BatchEncoder:
 
     ``encode`` is the hot path of every export: one loop over the records with the common case
     (a str body, flat attributes, a span context) inline and everything else handed to
-    ``encode_body`` / ``encode_attributes``. Its output is the entry layout of the README, field
+    ``encode_body`` / ``encode_attributes``. Its output is the documented entry layout, field
     order included.
     """
 
