@@ -435,7 +435,8 @@ class BatchEncoder:
     ``encode`` is the hot path of every export: one loop over the records with the common case
     (a str body, flat attributes, a span context) inline and everything else handed to
     ``encode_body`` / ``encode_attributes``. Its output is the entry layout of the README, field
-    order included.
+    order included. With ``compiled`` (the C encoder) the loop runs in C, which hands every record
+    it does not take as it is back to this one, so the entries are the same either way.
     """
 
     def __init__(
@@ -466,7 +467,8 @@ class BatchEncoder:
         # Keyed by id() of objects the batch keeps alive, so only valid for this call:
         # (resource, scope) -> the fields every such record ends with, and its key's entry list.
         tails: _Tails = {}
-        if self._compiled is None:
+        # The C encoder writes uids of an ASCII prefix (as ``uid_prefix()`` makes them) only.
+        if self._compiled is None or not (uid_prefix is None or uid_prefix.isascii()):
             self._encode_records(enumerate(batch), now_ns, uid_prefix, out, tails)
             return out
 
