@@ -13,7 +13,6 @@ compiled path (``_fast``).
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.sdk.version import __version__ as sdk_release
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from .._fast import Speedups, speedups
@@ -52,9 +52,9 @@ _LOG_ATTRIBUTES = (
 def sdk_version() -> tuple[int, int] | None:
     """The installed opentelemetry-sdk's (major, minor), or None when it cannot be read."""
     try:
-        major, minor = importlib.metadata.version("opentelemetry-sdk").split(".")[:2]
+        major, minor = sdk_release.split(".")[:2]
         return int(major), int(minor)
-    except (importlib.metadata.PackageNotFoundError, ValueError):
+    except ValueError:
         return None
 
 
@@ -65,7 +65,7 @@ def _sample_batch() -> list[ReadableLogRecord]:
             SpanContext(0x5B8AA5A2D2C872E8321CF37308D69DF2, 0x051581BF3CB55C13, False, TraceFlags(1))
         )
     )
-    resource = Resource.create({"service.name": "probe"})
+    resource = Resource({"service.name": "probe"})  # not create(): it would run resource detectors
     scope = InstrumentationScope("probe", "1")
     attributes = BoundedAttributes(attributes={"s": "caf\u00e9\n", "i": -(2**70), "f": 0.1, "x": [1]})
     records = [
