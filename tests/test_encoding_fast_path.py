@@ -408,6 +408,28 @@ def test_compiled_encoder_writes_the_pure_encoders_entries(
     assert as_items(fast) == as_items(pure)
 
 
+# Floats as measurements are: short decimals of every size, and any double at all.
+short_decimals = st.builds(
+    lambda digits, places: digits / 10**places,
+    st.integers(min_value=-(10**17), max_value=10**17),
+    st.integers(min_value=0, max_value=20),
+)
+float_edges = st.sampled_from(
+    [1e-4, 9.999999999999999e-05, 1e16, 9.999999999999998e15, 2**53 - 1.0, 2.0**53, 0.1 + 0.2, -0.0, 5e-324]
+)
+
+
+@compiled_only
+@settings(max_examples=300, deadline=None)
+@given(floats=st.lists(st.floats(allow_nan=False) | short_decimals | float_edges, min_size=1, max_size=20))
+def test_compiled_floats_are_written_as_repr_writes_them(floats: list[float]) -> None:
+    """Floats in attributes, alone and in lists, are the pure encoder's text: float.__repr__'s digits."""
+    batch = [make_record("f", {"f": value, "l": [value, -value]}) for value in floats]
+    template = StreamKeyTemplate.parse("logs")
+    fast = BatchEncoder(template, 100, compiled=COMPILED).encode(batch, 1)
+    assert as_items(fast) == as_items(BatchEncoder(template, 100).encode(batch, 1))
+
+
 @compiled_only
 def test_common_records_are_encoded_without_the_pure_path() -> None:
     """Records of the usual shapes (SDK attributes, a span, unicode, big ints) never fall back."""

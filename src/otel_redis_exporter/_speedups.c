@@ -797,6 +797,86 @@ json_string(Buffer *buf, PyObject *text)
 #define MAX_DECIMAL_INT_BITS 14000
 #define DECIMAL_DIGITS_OF_MAX_BITS 4215 /* len(str(2**MAX_DECIMAL_INT_BITS)) */
 
+/* ``repr(x)`` of the floats most attributes hold, without the general algorithm (David Gay's
+ * shortest digits, which ``repr`` runs and which costs more than the rest of an attribute map).
+ *
+ * Where ``repr`` writes plain decimals (1e-4 <= |x| < 1e16), it writes the fewest digits that
+ * read back as x: the fewest decimals k for which some integer m has m / 10**k == x. That test is
+ * exact for m < 2**53 (m and 10**k, k <= 22, are exact doubles and IEEE division rounds
+ * correctly), and m is within one of x * 10**k. When exactly one such m exists for the smallest
+ * such k, those are repr's digits; anything else (two candidates, m past 2**53) returns 0 and the
+ * caller runs the general algorithm. Returns the length written to ``out``, or 0. */
+#define FLOAT_TEXT_MAX 48
+
+static int
+float_text(double x, char *out)
+{
+    static const double powers[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                                    1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    const double exact_max = 9007199254740992.0; /* 2**53 */
+    int negative = signbit(x) != 0;
+    double magnitude = fabs(x);
+    int len = 0;
+    if (magnitude == 0.0) {
+        if (negative) {
+            out[len++] = '-';
+        }
+        memcpy(out + len, "0.0", 3);
+        return len + 3;
+    }
+    if (!(magnitude >= 1e-4 && magnitude < 1e16)) {
+        return 0;
+    }
+    for (int k = 0; k < (int)(sizeof(powers) / sizeof(powers[0])); k++) {
+        double scaled = magnitude * powers[k];
+        if (scaled >= exact_max - 1) {
+            return 0;
+        }
+        long long nearest = (long long)(scaled + 0.5);
+        long long found = 0;
+        int candidates = 0;
+        for (long long m = nearest - 1; m <= nearest + 1; m++) {
+            if (m > 0 && (double)m / powers[k] == magnitude) {
+                found = m;
+                candidates++;
+            }
+        }
+        if (candidates > 1) {
+            return 0;
+        }
+        if (candidates == 0) {
+            continue;
+        }
+        /* found = integer digits, then k decimals ("N.0" when k is 0). */
+        char digits[24];
+        char *end = digits + sizeof(digits);
+        char *start = decimal_digits(end, found);
+        int count = (int)(end - start);
+        if (negative) {
+            out[len++] = '-';
+        }
+        if (count <= k) { /* 0.000ddd */
+            out[len++] = '0';
+            out[len++] = '.';
+            for (int i = 0; i < k - count; i++) {
+                out[len++] = '0';
+            }
+            memcpy(out + len, start, (size_t)count);
+            return len + count;
+        }
+        memcpy(out + len, start, (size_t)(count - k));
+        len += count - k;
+        out[len++] = '.';
+        if (k == 0) {
+            out[len++] = '0';
+            return len;
+        }
+        memcpy(out + len, start + count - k, (size_t)k);
+        return len + k;
+    }
+    return 0;
+}
+
 /* One JSON scalar of a flat attribute: 1 written, 0 not flat (the pure path's job), -1 error.
  * Exact types only: nothing here calls Python code. */
 static int
@@ -854,6 +934,11 @@ json_scalar(Encoder *enc, PyObject *value)
         double number = PyFloat_AS_DOUBLE(value);
         if (!isfinite(number)) {
             return 0;
+        }
+        char fixed[FLOAT_TEXT_MAX];
+        int len = float_text(number, fixed);
+        if (len > 0) {
+            return buffer_put(buf, fixed, len) < 0 ? -1 : 1;
         }
         char *text = PyOS_double_to_string(number, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
         if (text == NULL) {
