@@ -731,17 +731,19 @@ json_string(Buffer *buf, PyObject *text)
     }
 #endif
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
-    if (len > (PY_SSIZE_T_MAX - 2) / 12) {
+    int kind = PyUnicode_KIND(text);
+    /* At most 6 bytes a character (\uXXXX), 12 for an astral one (a surrogate pair), and the
+     * quotes. */
+    Py_ssize_t widest = kind == PyUnicode_4BYTE_KIND ? 12 : 6;
+    if (len > (PY_SSIZE_T_MAX - 2) / widest) {
         PyErr_NoMemory();
         return -1;
     }
-    /* At most 12 bytes a character (an astral one as a surrogate pair), and the quotes. */
-    if (buffer_reserve(buf, 12 * len + 2) < 0) {
+    if (buffer_reserve(buf, widest * len + 2) < 0) {
         return -1;
     }
     char *out = buf->data + buf->len;
     *out++ = '"';
-    int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t i = 0;
     if (kind == PyUnicode_1BYTE_KIND) {
