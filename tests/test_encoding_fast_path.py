@@ -8,23 +8,36 @@ entries, byte for byte and in the same field order, for any record.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
 from redis.connection import Encoder, PythonRespSerializer
 
 from otel_redis_exporter._encode import flat as _encoding
+from otel_redis_exporter._encode.compiled import (
+    COMPILED,
+    SDK_NEXT_MAJOR,
+    SDK_OLDEST,
+    load_compiled,
+    noting_fallbacks,
+    sdk_version,
+)
 from otel_redis_exporter._encode.flat import (
     BODY_TYPE_JSON,
+    PLACEHOLDER_BODY,
     SCHEMA_VERSION,
+    UNBOUNDED,
     BatchEncoder,
     Fields,
     Sanitizer,
@@ -32,6 +45,7 @@ from otel_redis_exporter._encode.flat import (
     safe_text,
     str_of,
 )
+from otel_redis_exporter._fast import speedups
 from otel_redis_exporter._keys import StreamKeyTemplate
 from otel_redis_exporter._write.attempt import pack
 
@@ -263,3 +277,238 @@ def test_orjson_is_used_when_installed() -> None:
 def test_ids_are_hex_as_format_writes_them(trace_id: int, span_id: int) -> None:
     """Trace and span ids are written as format(id, "032x") / "016x" would, valid or not."""
     assert _encoding._hex_ids(trace_id, span_id) == (format(trace_id, "032x"), format(span_id, "016x"))
+
+
+# --- the compiled encoder (C) against the pure one ---------------------------------------------
+
+compiled_only = pytest.mark.skipif(COMPILED is None, reason="the compiled encoder is not active")
+
+
+class Text(str):
+    """A str subclass: its own __str__ is never what gets written."""
+
+    def __str__(self) -> str:
+        return "subclass"
+
+
+class Number(int):
+    """An int subclass."""
+
+
+class Unprintable:
+    """A value whose str() and == raise; hashed like a tag, so a map key is compared."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no str")
+
+    def __repr__(self) -> str:  # hypothesis prints the examples it draws
+        return "Unprintable()"
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("no eq")
+
+    def __hash__(self) -> int:
+        return hash("$str")
+
+
+class Unreadable(list[Any]):
+    """A list whose iterator raises."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise RuntimeError("cannot iterate")
+
+
+# Every character, lone surrogates and controls included; strings near the limits below.
+any_text = st.text(st.characters(exclude_categories=()), max_size=12) | st.sampled_from(
+    ["\ud800", "a\udfffb", "\x00\x1f\x7f", '"\\/\b\f\n\r\t', "\u2028\ufeff", "\U0001f600\U00010000", "x" * 11]
+)
+huge_ints = st.integers(min_value=-(2**80), max_value=2**80) | st.sampled_from(
+    [2**63, -(2**63) - 1, 2**64, 2**14000 - 1, 2**14000, -(2**14000), 10**4214, 10**4215, 10**4300, 10**5000]
+)
+hostile_scalars = (
+    any_text
+    | huge_ints
+    | st.booleans()
+    | st.none()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([-0.0, 1e16, 1e-4, 5e-324, 1.7976931348623157e308])
+    | st.binary(max_size=8)
+    | st.builds(Text, any_text)
+    | st.builds(Number, huge_ints)
+    | st.just(Unprintable())
+)
+hostile_values = (
+    hostile_scalars | st.lists(hostile_scalars, max_size=5) | st.tuples(hostile_scalars, any_text)
+)
+hostile_maps = st.dictionaries(
+    any_text,
+    hostile_values
+    | representable
+    | st.builds(Unreadable, st.lists(st.integers(), max_size=2))
+    | st.dictionaries(any_text | st.just("$str"), hostile_scalars, max_size=2),
+    max_size=6,
+) | st.dictionaries(
+    st.integers() | st.builds(Text, any_text) | st.just(Unprintable()), hostile_scalars, max_size=2
+)
+# Ids and flags of every kind: valid, zero, negative, too long, not ints at all.
+ids = st.none() | st.integers(min_value=-5, max_value=2**130) | st.sampled_from([2**128 - 1, 2**64, 1.0, "1"])
+flags = (
+    st.none()
+    | st.integers(min_value=-2, max_value=300)
+    | st.builds(TraceFlags, st.integers(0, 255))
+    | st.just(1.5)
+)
+timestamps = (
+    st.none() | st.integers(min_value=-5, max_value=2**70) | st.sampled_from([0, True, 1.5, 10**5000])
+)
+
+
+@st.composite
+def hostile_records(draw: st.DrawFn) -> ReadableLogRecord:
+    """A record with anything in any field the encoders read."""
+    record = draw(records())
+    log = record.log_record
+    if draw(st.booleans()):
+        wrapper = draw(st.sampled_from(["dict", "bounded", "bounded-mutable"]))
+        attributes = draw(hostile_maps)
+        if wrapper == "dict":
+            log.attributes = attributes
+        else:
+            # Filled past the SDK's cleaning, which would refuse (or call) the hostile values.
+            bounded = BoundedAttributes(immutable=False)
+            bounded._dict.update(attributes)
+            bounded._immutable = wrapper == "bounded"
+            log.attributes = bounded
+    log.body = draw(st.none() | any_text | st.text(max_size=70) | hostile_values | representable)
+    log.timestamp = draw(timestamps)
+    log.observed_timestamp = draw(timestamps)
+    log.trace_id, log.span_id, log.trace_flags = draw(ids), draw(ids), draw(flags)
+    log.severity_text = draw(st.none() | any_text | st.builds(Text, any_text) | st.just(7))
+    log.event_name = draw(st.none() | any_text | st.just(Unprintable()))
+    if isinstance(log.attributes, BoundedAttributes) and draw(st.booleans()):
+        log.attributes.dropped = draw(st.integers(min_value=0, max_value=2**70))
+    return record
+
+
+@compiled_only
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batch=st.lists(hostile_records() | records(), min_size=1, max_size=6),
+    limit=limits,
+    max_entry_bytes=st.sampled_from([UNBOUNDED, 0, 8, 40, 120, 600]),
+    uid_prefix=st.none() | st.just("01J0000000000000000000"),
+)
+def test_compiled_encoder_writes_the_pure_encoders_entries(
+    batch: list[ReadableLogRecord], limit: int, max_entry_bytes: int, uid_prefix: str | None
+) -> None:
+    """Any batch, hostile values and budgets included, gives the pure encoder's entries to the byte."""
+    template = StreamKeyTemplate.parse("logs:{service.name}")
+    pure = BatchEncoder(template, limit, max_entry_bytes).encode(batch, 42, uid_prefix)
+    fast = BatchEncoder(template, limit, max_entry_bytes, compiled=COMPILED).encode(batch, 42, uid_prefix)
+    assert as_items(fast) == as_items(pure)
+
+
+# Floats as measurements are: short decimals of every size, and any double at all.
+short_decimals = st.builds(
+    lambda digits, places: digits / 10**places,
+    st.integers(min_value=-(10**17), max_value=10**17),
+    st.integers(min_value=0, max_value=20),
+)
+float_edges = st.sampled_from(
+    [1e-4, 9.999999999999999e-05, 1e16, 9.999999999999998e15, 2**53 - 1.0, 2.0**53, 0.1 + 0.2, -0.0, 5e-324]
+)
+
+
+@compiled_only
+@settings(max_examples=300, deadline=None)
+@given(floats=st.lists(st.floats(allow_nan=False) | short_decimals | float_edges, min_size=1, max_size=20))
+def test_compiled_floats_are_written_as_repr_writes_them(floats: list[float]) -> None:
+    """Floats in attributes, alone and in lists, are the pure encoder's text: float.__repr__'s digits."""
+    batch = [make_record("f", {"f": value, "l": [value, -value]}) for value in floats]
+    template = StreamKeyTemplate.parse("logs")
+    fast = BatchEncoder(template, 100, compiled=COMPILED).encode(batch, 1)
+    assert as_items(fast) == as_items(BatchEncoder(template, 100).encode(batch, 1))
+
+
+@compiled_only
+def test_common_records_are_encoded_without_the_pure_path() -> None:
+    """Records of the usual shapes (SDK attributes, a span, unicode, big ints) never fall back."""
+    bounded = BoundedAttributes(
+        attributes={"s": "caf\u00e9", "i": 2**80, "f": 1e16, "b": True, "t": ("a", "\U0001f600"), "n": None}
+    )
+    batch = [
+        make_record("order placed", {"http.status_code": 200, "ok": True}, context=span_context()),
+        make_record("\u00fcber \U0001f600", None, timestamp=None, event_name="checkout.done"),
+        make_record("", bounded, severity=None),
+        make_record(None, {"x": [1.5, -0.0, "y"]}),
+    ]
+    handed_back: list[int] = []
+    template = StreamKeyTemplate.parse("logs:{service.name}")
+    compiled = noting_fallbacks(COMPILED, handed_back)
+    fast = BatchEncoder(template, 65536, compiled=compiled).encode(batch, 1, "0" * 22)
+    assert handed_back == []
+    assert as_items(fast) == as_items(BatchEncoder(template, 65536).encode(batch, 1, "0" * 22))
+
+
+@compiled_only
+@pytest.mark.parametrize(
+    ("body", "attributes"),
+    [
+        (Unprintable(), None),
+        ("raising str", {"v": Unprintable()}),
+        ("raising iter", {"v": Unreadable([1])}),
+        ("raising eq", {Unprintable(): 1}),
+        (Unreadable([1, 2]), {"n": 10**5000}),
+        ("str subclass", {"v": Text("x")}),
+        ("cut", {"v": "x" * 100}),
+    ],
+)
+def test_a_record_the_compiled_encoder_does_not_take_falls_back_alone(body: Any, attributes: Any) -> None:
+    """A record with a value it does not write is left to the pure path, and only that record."""
+    batch = [make_record("before"), make_record(body, attributes), make_record("after")]
+    handed_back: list[int] = []
+    template = StreamKeyTemplate.parse("logs:{service.name}")
+    compiled = noting_fallbacks(COMPILED, handed_back)
+    fast = BatchEncoder(template, 64, compiled=compiled).encode(batch, 1, "0" * 22)
+    assert handed_back == [1]
+    assert as_items(fast) == as_items(BatchEncoder(template, 64).encode(batch, 1, "0" * 22))
+
+
+@compiled_only
+def test_a_record_whose_fields_raise_falls_back_to_the_placeholder() -> None:
+    """A record whose attributes raise on read gets the pure path's placeholder; its neighbours are intact."""
+
+    class Exploding:
+        def __getattr__(self, name: str) -> Any:
+            raise RuntimeError(name)
+
+    good = make_record("good")
+    batch: list[Any] = [good, Exploding(), good]
+    template = StreamKeyTemplate.parse("logs:{service.name}")
+    fast = BatchEncoder(template, 64, compiled=COMPILED).encode(batch, 1)
+    assert as_items(fast) == as_items(BatchEncoder(template, 64).encode(batch, 1))
+    assert [entry["body"] for entries in fast.values() for entry in entries] == [
+        "good",
+        "good",
+        PLACEHOLDER_BODY,
+    ]
+
+
+@compiled_only
+@pytest.mark.parametrize("version", [(1, 38), (2, 0), None], ids=["older", "next major", "unreadable"])
+def test_an_sdk_it_was_not_written_for_leaves_encoding_to_pure_python(
+    version: tuple[int, int] | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An opentelemetry-sdk release outside the supported ones turns the C encoder off, saying why once."""
+    with caplog.at_level(logging.DEBUG, logger="otel_redis_exporter"):
+        assert load_compiled(speedups, version=lambda: version) is None
+    [message] = [record.getMessage() for record in caplog.records]
+    assert message.startswith("The compiled encoder is not used")
+    assert "opentelemetry-sdk" in message
+
+
+@compiled_only
+def test_the_installed_sdk_takes_the_compiled_encoder() -> None:
+    """The SDK this runs with (the newest in `tests`, the oldest in `oldest`) passes the import checks."""
+    assert SDK_OLDEST <= (sdk_version() or (0, 0)) < (SDK_NEXT_MAJOR, 0)
+    assert load_compiled(speedups) is not None

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import importlib.util
 import itertools
+import sys
 import tracemalloc
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +22,15 @@ import redis
 import redis.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.attributes import BoundedAttributes
 from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import ResponseError
 
 from otel_redis_exporter import FAST_PATH, ExporterConfig
+from otel_redis_exporter._encode.compiled import COMPILED, noting_fallbacks
+from otel_redis_exporter._encode.flat import BatchEncoder
 from otel_redis_exporter._fast import speedups
+from otel_redis_exporter._keys import StreamKeyTemplate
 from otel_redis_exporter._write import attempt
 from otel_redis_exporter._write.attempt import (
     Packed,
@@ -39,6 +44,8 @@ from otel_redis_exporter._write.attempt import (
     trim_arguments,
     xadd_commands,
 )
+
+from records import make_record, span_context
 
 pytestmark = pytest.mark.skipif(not FAST_PATH, reason="the compiled fast path is not active")
 
@@ -295,6 +302,73 @@ def test_packing_and_parsing_100000_records_leaks_nothing() -> None:
     # A leak of one object or one byte per record would be 100,000 of them.
     assert traced < 64 * 1024, f"{traced} bytes more after {RECORDS} records"
     assert objects < 100, f"{objects} gc objects more after {RECORDS} records"
+
+
+def test_encoding_100000_records_leaks_nothing() -> None:
+    """100,000 records encoded in C, those it hands back and those whose reads raise included,
+    leave no bytes or objects behind."""
+    assert COMPILED is not None, "the compiled encoder is not active with the compiled path"
+    attributes = BoundedAttributes(attributes={"s": "caf\u00e9", "i": 2**80, "f": 0.5, "t": ("a", "b")})
+    shapes = [
+        make_record("order placed \U0001f600", attributes, context=span_context(), event_name="e"),
+        make_record("cut " * 40, {"n": float("nan")}),  # cut and non-finite: the pure path's
+        make_record("plain", {"big": 10**4300, "x": [1, None, True]}),  # an int it declines
+        make_record("negative ids", {"k": "v"}, context=span_context(trace_id=1, span_id=2)),
+    ]
+    shapes[3].log_record.trace_id = -1  # raises inside the C encoder, which then hands it back
+    batch = [shapes[n % len(shapes)] for n in range(BATCH)]
+    template = StreamKeyTemplate.parse("logs:{service.name}")
+    handed_back: list[int] = []
+    noting = noting_fallbacks(COMPILED, handed_back)
+    BatchEncoder(template, 100, compiled=noting).encode(batch, 1, "0" * 22)
+    assert len(handed_back) == 3 * BATCH // 4, "the shapes meant to fall back did not"
+
+    def work() -> None:
+        for _ in range(RECORDS // BATCH):
+            BatchEncoder(template, 100, 600, compiled=COMPILED).encode(batch, 1, "0" * 22)
+
+    traced, objects = growth(work)
+    assert traced < 64 * 1024, f"{traced} bytes more after {RECORDS} records"
+    assert objects < 100, f"{objects} gc objects more after {RECORDS} records"
+    # A reference kept to a value it reads allocates nothing: count the references themselves.
+    before = reference_counts(shapes)
+    work()
+    assert reference_counts(shapes) == before, "references to the records' values kept"
+
+
+LOG_FIELDS = (
+    "body",
+    "timestamp",
+    "observed_timestamp",
+    "severity_number",
+    "severity_text",
+    "trace_id",
+    "span_id",
+    "trace_flags",
+    "event_name",
+)
+
+
+def reference_counts(records: list[Any]) -> dict[str, int]:
+    """sys.getrefcount of each object the encoder reads that no other code shares (not None,
+    bools or small ints), by where it is."""
+    counts: dict[str, int] = {}
+    for n, record in enumerate(records):
+        log = record.log_record
+        attributes = log.attributes
+        values = {
+            "record": record,
+            "log": log,
+            "resource": record.resource,
+            "scope": record.instrumentation_scope,
+            "attributes": attributes,
+            **{name: getattr(log, name) for name in LOG_FIELDS},
+            **{f"attribute {key}": value for key, value in dict(attributes).items()},
+        }
+        for name, value in values.items():
+            if value is not None and type(value) is not bool and not (type(value) is int and value < 257):
+                counts[f"{n} {name}"] = sys.getrefcount(value)
+    return counts
 
 
 # --- against a server ------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Which path the write path takes: the compiled ``_speedups`` extension, or pure Python.
+"""Which path encoding and writing take: the compiled ``_speedups`` extension, or pure Python.
 
 The extension is optional (it is built when a compiler is at hand, see ``setup.py``) and writes
 the same bytes as the pure path; ``OTEL_REDIS_EXPORTER_PURE_PYTHON=1`` turns it off. The choice is
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from ._log import logger
 
@@ -26,6 +26,9 @@ class Speedups(Protocol):
     ) -> bytes: ...
 
     def parse_replies(self, data: bytes, offset: int, limit: int, /) -> tuple[list[object], int]: ...
+
+    # The arguments after ``types`` are ``flat.CompiledEncode``'s (``_speedups.pyi`` has them all).
+    def encode_flat(self, types: tuple[type, type], /, *rest: Any) -> None: ...
 
 
 def load_speedups() -> Speedups | None:

@@ -1,2 +1,3 @@
-"""Records to stream entries and back: the flat encoding (``flat``), the OTLP ones (``otlp``),
-the choice between them (``select``), and the decoded entry (``entry``)."""
+"""Records to stream entries and back: the flat encoding (``flat``, in C where ``compiled`` says it
+may), the OTLP ones (``otlp``), the choice between them (``select``), and the decoded entry
+(``entry``)."""

@@ -403,6 +403,26 @@ def encode_body(body: Any, limit: int, fields: Fields, truncated: list[str], bud
         truncated.append("body")
 
 
+_Tails = dict[tuple[int, int], tuple[Fields, list[Fields]]]
+# The compiled encoder (``_speedups.encode_flat`` bound to the SDK types it reads, see
+# ``compiled.py``): records, now_ns, uid_prefix, limit, budget, the entries to fill, the
+# tails, ``BatchEncoder._tail`` and a fallback(index, record) for the records it leaves.
+CompiledEncode = Callable[
+    [
+        Iterable[ReadableLogRecord],
+        int,
+        str | None,
+        int,
+        int,
+        dict[str, list[Fields]],
+        _Tails,
+        Callable[[ReadableLogRecord, dict[str, list[Fields]]], tuple[Fields, list[Fields]]],
+        Callable[[int, ReadableLogRecord], None],
+    ],
+    None,
+]
+
+
 @dataclass(frozen=True, slots=True)
 class _ResourcePart:
     key: str
@@ -415,20 +435,28 @@ class BatchEncoder:
     ``encode`` is the hot path of every export: one loop over the records with the common case
     (a str body, flat attributes, a span context) inline and everything else handed to
     ``encode_body`` / ``encode_attributes``. Its output is the documented entry layout, field
-    order included.
+    order included. With ``compiled`` (the C encoder) the loop runs in C, which hands every record
+    it does not take as it is back to this one, so the entries are the same either way.
     """
 
     def __init__(
-        self, template: StreamKeyTemplate, max_value_length: int, max_entry_bytes: int = UNBOUNDED
+        self,
+        template: StreamKeyTemplate,
+        max_value_length: int,
+        max_entry_bytes: int = UNBOUNDED,
+        *,
+        compiled: CompiledEncode | None = None,
     ) -> None:
+        """``compiled``: the C encoder (``compiled.COMPILED``), which takes the common records
+        and hands the others back; None encodes every record here."""
         self._template = template
         self._limit = max_value_length
         self._max_entry_bytes = max_entry_bytes
+        self._compiled = compiled
         self._resources: dict[int, _ResourcePart] = {}
         self._scopes: dict[int, Fields] = {}
 
-    # One function on purpose: a call per record would cost more than splitting it reads better.
-    def encode(  # noqa: PLR0915
+    def encode(
         self, batch: Iterable[ReadableLogRecord], now_ns: int, uid_prefix: str | None = None
     ) -> dict[str, list[Fields]]:
         """Stream key -> the entries for it, in batch order.
@@ -436,15 +464,37 @@ class BatchEncoder:
         With ``uid_prefix`` (see ``uid_prefix()``), every entry gets a ``log.record.uid``.
         """
         out: dict[str, list[Fields]] = {}
+        # Keyed by id() of objects the batch keeps alive, so only valid for this call:
+        # (resource, scope) -> the fields every such record ends with, and its key's entry list.
+        tails: _Tails = {}
+        # The C encoder writes uids of an ASCII prefix (as ``uid_prefix()`` makes them) only.
+        if self._compiled is None or not (uid_prefix is None or uid_prefix.isascii()):
+            self._encode_records(enumerate(batch), now_ns, uid_prefix, out, tails)
+            return out
+
+        def fallback(index: int, record: ReadableLogRecord) -> None:
+            self._encode_records(((index, record),), now_ns, uid_prefix, out, tails)
+
+        limit, budget = self._limit, self._max_entry_bytes
+        self._compiled(batch, now_ns, uid_prefix, limit, budget, out, tails, self._tail, fallback)
+        return out
+
+    # One function on purpose: a call per record would cost more than splitting it reads better.
+    def _encode_records(  # noqa: PLR0915
+        self,
+        records: Iterable[tuple[int, ReadableLogRecord]],
+        now_ns: int,
+        uid_prefix: str | None,
+        out: dict[str, list[Fields]],
+        tails: _Tails,
+    ) -> None:
+        """Each (index, record) appended to its key's entries in ``out``."""
         limit = self._limit
         budget = self._max_entry_bytes
         decimal = _DECIMAL
-        # Keyed by id() of objects the batch keeps alive, so only valid for this call:
-        # (resource, scope) -> the fields every such record ends with, and its key's entry list;
-        # severity number -> its decimal text.
-        tails: dict[tuple[int, int], tuple[Fields, list[Fields]]] = {}
+        # Severity number (by id(), as the tails) -> its decimal text.
         severities: dict[int, str] = {}
-        for index, record in enumerate(batch):
+        for index, record in records:
             try:
                 log = record.log_record
                 resource = record.resource
@@ -507,7 +557,6 @@ class BatchEncoder:
                 if uid_prefix is not None:
                     fields[UID_FIELD] = record_uid(uid_prefix, index)
                 out.setdefault(key, []).append(fields)
-        return out
 
     def _placeholder(self, record: ReadableLogRecord, error: Exception, now_ns: int) -> tuple[str, Fields]:
         """The stream key and fields standing in for a record that could not be encoded: its

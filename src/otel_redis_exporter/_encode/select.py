@@ -17,6 +17,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from .._keys import StreamKeyTemplate
 from .._missing import OtlpNotInstalledError
 from .._types import Entries
+from .compiled import COMPILED
 from .entry import LogEntry, decode_flat, text
 from .flat import ENCODING_FIELD, FLAT, PAYLOAD_FIELD, BatchEncoder
 from .uid import UID_FIELD
@@ -43,7 +44,9 @@ def batch_encoder(config: ExporterConfig, template: StreamKeyTemplate) -> Encode
         limit, entry_bytes = config.max_value_length, config.max_entry_bytes
 
         def encode_flat(batch: Sequence[ReadableLogRecord], now_ns: int, uid_prefix: str | None) -> Entries:
-            return BatchEncoder(template, limit, entry_bytes).encode(batch, now_ns, uid_prefix)
+            return BatchEncoder(template, limit, entry_bytes, compiled=COMPILED).encode(
+                batch, now_ns, uid_prefix
+            )
 
         return encode_flat
     encoder = import_otlp().OtlpEncoder(template, config.encoding, config.max_entry_bytes)
