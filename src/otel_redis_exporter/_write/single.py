@@ -116,6 +116,7 @@ class SyncWriter(WriterBase):
                 else [pack(connection, commands)],
                 check_health=False,
             )
+            self._heard()  # the server has read the whole buffer (the socket took it)
         except BaseException:
             self._done(pool, connection, broken=True)
             raise
@@ -231,6 +232,7 @@ class AsyncWriter(WriterBase):
         stage.sent = True
         try:
             await connection.send_packed_command([pack(connection, commands)], check_health=False)
+            self._heard()  # as in the sync twin's _transmit
             if reads_at_once_async(connection):
                 replies, broken = await read_replies_at_once_async(connection, len(commands), self._heard)
             else:
