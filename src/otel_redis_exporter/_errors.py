@@ -141,7 +141,8 @@ def describe(error: BaseException, *, cluster_set_by: str | None = None) -> str:
         # redis-py drops the error code from the message; put it back, it is what people search for.
         code = "" if text.startswith("NOPERM") else "NOPERM "
         return (
-            f"the ACL user lacks a permission ({code}{text}); {_grant(text)} (see the README's ACL section)"
+            f"the ACL user lacks a permission ({code}{text}); {_grant(text)} "
+            "(see 'ACL users: least privileges' on the documentation's Operations page)"
         )
     if text.startswith("WRONGTYPE"):
         return f"the stream key holds another data type ({text}); choose another stream name"
