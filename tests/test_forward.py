@@ -26,18 +26,17 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.resources import Resource
 
-from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
+from otel_redis_exporter import LogEntry, RedisLogReader
 from otel_redis_exporter._encode.otlp import any_value, key_values
 from otel_redis_exporter.cli.forward import TRUNCATED_ATTRIBUTE, Forwarder, to_records
 from otel_redis_exporter.cli.send import MAX_RETRY_AFTER_S, Answer, OtlpHttpSender, retry_after
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
-from servers import free_port, wait_until
+from servers import free_port, wait_until, write_records
 
 GROUP = "otlp"
 
@@ -184,12 +183,8 @@ def env() -> dict[str, str]:
 
 
 def export(url: str, records: list[Any]) -> None:
-    """Write records through the exporter, asserting success."""
-    exporter = RedisLogExporter(url=url)
-    try:
-        assert exporter.export(records) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    """Write records through the exporter, asserting that each landed."""
+    write_records(records, url=url)
 
 
 def pending(client: redis.Redis) -> int:

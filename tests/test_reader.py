@@ -21,7 +21,7 @@ from otel_redis_exporter._index import index_key
 from otel_redis_exporter.read.reader import PAGE_SIZE
 
 from records import SPAN_ID, TRACE_ID, make_record, span_context
-from servers import wait_until
+from servers import delivered, wait_until, write_records
 from test_encoding import representable, same
 
 SUCCESS = LogRecordExportResult.SUCCESS
@@ -38,7 +38,7 @@ def write(redis_url: str) -> Iterator[Callable[..., None]]:
     def export(records: list[Any], **options: Any) -> None:
         exporter = RedisLogExporter(url=redis_url, **options)
         exporters.append(exporter)
-        assert exporter.export(records) is SUCCESS
+        assert delivered(exporter, records)
 
     yield export
     for exporter in exporters:
@@ -514,11 +514,7 @@ def test_exporter_to_reader_round_trip(  # noqa: PLR0917 - hypothesis passes the
         scope=InstrumentationScope(scope[0], scope[1]),
         context=span_context(*ids) if ids else None,
     )
-    exporter = RedisLogExporter(url=redis_url, stream="roundtrip")
-    try:
-        assert exporter.export([record]) is SUCCESS
-    finally:
-        exporter.shutdown()
+    write_records([record], url=redis_url, stream="roundtrip")
     with RedisLogReader(url=redis_url, stream="roundtrip") as reader:
         [entry] = reader.range()
     assert same(entry.body, body)
@@ -560,11 +556,7 @@ def test_reader_constructor_does_no_io_and_hides_the_password() -> None:
 
 def test_a_retried_write_that_landed_twice_is_read_once(redis_url: str, redis_client: redis.Redis) -> None:
     """Two entries with the same log.record.uid (a retried write) come back as one record."""
-    exporter = RedisLogExporter(url=redis_url)
-    try:
-        assert exporter.export([make_record("once", context=span_context())]) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    write_records([make_record("once", context=span_context())], url=redis_url)
     [(_, fields)] = redis_client.xrange("otel:logs")
     redis_client.xadd("otel:logs", fields)  # the copy a lost reply would have caused
     reader = RedisLogReader(url=redis_url)
@@ -579,12 +571,8 @@ def test_a_retried_write_that_landed_twice_is_read_once(redis_url: str, redis_cl
 
 def test_trace_index_points_into_the_right_shard(redis_url: str) -> None:
     """With shards, the index names the shard key each record went to, so by_trace finds them all."""
-    exporter = RedisLogExporter(url=redis_url, shards=3, trace_index_ttl=60)
-    try:
-        batch = [make_record(f"sharded {i}", context=span_context()) for i in range(5)]
-        assert exporter.export(batch) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    batch = [make_record(f"sharded {i}", context=span_context()) for i in range(5)]
+    write_records(batch, url=redis_url, shards=3, trace_index_ttl=60)
     reader = RedisLogReader(url=redis_url)
     try:
         found = reader.by_trace(f"{TRACE_ID:032x}", use_index=True)

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from conftest import on_tls_kinds
-from otel_redis_exporter import LogEntry, RedisLogExporter, RedisLogReader
+from otel_redis_exporter import LogEntry, RedisLogReader
 from otel_redis_exporter._keys import shard_keys, shard_of
 from otel_redis_exporter.read.replies import order_key
 from test_forward import Receiver
 
 from records import make_record, span_context
-from servers import Cluster, SentinelGroup, StartServer, TlsMaterial, free_port, wait_until
+from servers import Cluster, SentinelGroup, StartServer, TlsMaterial, free_port, wait_until, write_records
 
 SHARDS = 3
 TRACES = [0x1000 + n for n in range(6)]  # low bits differ: the traces spread over the shards
@@ -29,12 +28,8 @@ SCRIPT = Path(sys.executable).parent / "otel-redis"
 
 
 def write(records: list[Any], **settings: Any) -> None:
-    """Export through a sync exporter with these settings, asserting success."""
-    exporter = RedisLogExporter(mode="sync", **settings)
-    try:
-        assert exporter.export(records) is LogRecordExportResult.SUCCESS
-    finally:
-        exporter.shutdown()
+    """Write through a sync exporter with these settings, asserting that every record landed."""
+    write_records(records, mode="sync", **settings)
 
 
 def traced(i: int) -> bool:
