@@ -69,9 +69,56 @@ def test_a_round_trip_stops_at_its_entry_cap() -> None:
     first = queue.take()
     assert first is not None
     assert first.count == MAX_TRIP_ENTRIES - 1
+    queue.settle(first, WriteResult(count=first.count, entry_ids=dict.fromkeys(range(first.count), "1-0")))
     second = queue.take()
     assert second is not None
     assert second.count == 2
+
+
+def test_one_round_trip_at_a_time() -> None:
+    """While a round trip is in flight nothing else is taken; its end wakes the sender for what came."""
+    queue = delivery()
+    woken: list[bool] = []
+    queue.wake = lambda: woken.append(True)
+    queue.submit(entries("first"), wake=False)
+    trip = queue.take()
+    assert trip is not None
+    queue.submit(entries("second"), wake=False)
+    assert queue.take() is None
+    assert woken == []
+    queue.settle(trip, WriteResult(count=1, entry_ids={0: "1-0"}))
+    assert woken == [True]
+    assert bodies(queue) == ["second"]
+
+
+def test_export_takes_its_own_round_trip_only_while_all_is_well() -> None:
+    """take_now (export()'s thread) declines after a failed attempt and while closing."""
+    queue = delivery()
+    queue.submit(entries("a"))
+    trip = queue.take_now()
+    assert trip is not None
+    queue.settle(trip, WriteResult(count=1, reason="lost"))
+    assert queue.take_now() is None  # a failure: the sender retries, with its backoff
+    trip = queue.take()
+    assert trip is not None
+    queue.settle(trip, WriteResult(count=1, entry_ids={0: "1-0"}))
+    queue.submit(entries("b"))
+    queue.begin_close(deadline=float("inf"))
+    assert queue.take_now() is None
+    assert bodies(queue) == ["b"]
+
+
+def test_a_round_trip_given_up_at_shutdown_is_not_booked_again() -> None:
+    """Settling a round trip that shutdown already gave up changes nothing: every entry once."""
+    queue = delivery()
+    ticket = queue.submit(entries("a", "b"))
+    trip = queue.take()
+    assert trip is not None
+    assert queue.give_up() == {"unconfirmed": 2}
+    settled = queue.settle(trip, WriteResult(count=2, entry_ids={0: "1-0", 1: "1-1"}))
+    assert settled.written == 0
+    assert (ticket.open, ticket.dropped) == (0, 2)
+    assert queue.queued == (0, 0)
 
 
 def test_failed_entries_go_back_to_the_front_in_order() -> None:

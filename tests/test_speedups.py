@@ -12,9 +12,10 @@ import asyncio
 import gc
 import importlib.util
 import itertools
+import socket
 import sys
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -456,3 +457,69 @@ def test_async_replies_from_a_server_read_at_once_as_redis_py_reads_them(
 def test_packed_is_its_count_long() -> None:
     """A Packed buffer counts as its commands where a command list would (WAIT, error fill)."""
     assert len(Packed(b"", 3)) == 3
+
+
+# --------------------------------------------------------------------------
+# Sending and receiving without letting go of the interpreter lock (plain sockets)
+# --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def socket_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    ours, peer = socket.socketpair()
+    ours.settimeout(5)  # as redis-py's sockets: a timeout, so the descriptor does not block
+    try:
+        yield ours, peer
+    finally:
+        ours.close()
+        peer.close()
+
+
+def test_recv_held_gives_what_arrived_none_when_nothing_did_and_empty_at_the_end(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = socket_pair
+    assert fast().recv_held(ours.fileno(), 1024, 0.002) is None
+    peer.sendall(b"+OK\r\n")
+    assert fast().recv_held(ours.fileno(), 1024, 0.002) == b"+OK\r\n"
+    peer.sendall(b"x" * 100)
+    assert fast().recv_held(ours.fileno(), 60, 0.0) == b"x" * 60  # budget 0: what is there now
+    assert fast().recv_held(ours.fileno(), 60, 0.0) == b"x" * 40
+    peer.close()
+    assert fast().recv_held(ours.fileno(), 1024, 0.002) == b""
+
+
+def test_send_held_stops_at_its_budget_where_the_peer_stops_reading(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    """It sends what the socket takes; the offset says where the rest begins, and nothing else went out."""
+    ours, peer = socket_pair
+    data = bytes(range(256)) * 40_000  # 10 MB: more than the socket's buffers hold
+    sent = fast().send_held(ours.fileno(), data, 0, 0.002)
+    assert 0 < sent < len(data)
+    peer.settimeout(5)
+    received = bytearray()
+    while len(received) < sent:
+        received += peer.recv(1 << 20)
+    assert bytes(received) == data[:sent]
+    assert fast().send_held(ours.fileno(), b"tail", 0, 0.002) == 4
+
+
+def test_held_io_errors_are_oserrors_and_bad_arguments_are_refused(
+    socket_pair: tuple[socket.socket, socket.socket],
+) -> None:
+    ours, peer = socket_pair
+    with pytest.raises(ValueError, match="budget"):
+        fast().recv_held(ours.fileno(), 10, 2.0)
+    with pytest.raises(ValueError, match="offset"):
+        fast().send_held(ours.fileno(), b"abc", 4, 0.0)
+    with pytest.raises(ValueError, match="size"):
+        fast().recv_held(ours.fileno(), 0, 0.0)
+    peer.close()
+    with pytest.raises(BrokenPipeError):
+        fast().send_held(ours.fileno(), b"x" * 1_000_000, 0, 0.01)  # the peer is gone
+    closed = socket.socket()
+    fd = closed.fileno()
+    closed.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        fast().recv_held(fd, 10, 0.0)

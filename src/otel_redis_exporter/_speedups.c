@@ -15,6 +15,10 @@
  * parse_replies(data, offset, limit) -> (replies, offset)
  *     up to ``limit`` whole RESP2 replies from ``data[offset:]``; bulk and simple strings are
  *     bytes, integers int, nil None, arrays lists, and error replies str (without the '-').
+ * send_held(fd, data, offset, budget) -> offset
+ * recv_held(fd, size, budget)         -> bytes | None
+ *     a socket's sends and receives that keep the interpreter lock; see "I/O that keeps the
+ *     interpreter lock" below
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,6 +26,12 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
+#endif
 
 /* Redis refuses a bulk string longer than proto-max-bulk-len (512 MB by default). */
 #define MAX_BULK_LEN ((Py_ssize_t)512 * 1024 * 1024)
@@ -1643,6 +1653,189 @@ done:
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* I/O that keeps the interpreter lock.                                                        */
+/*
+ * A healthy server answers a round trip within a millisecond or two. Letting go of the
+ * interpreter lock around each send and receive costs more than that whenever another thread is
+ * busy in Python: taking the lock back waits for that thread to give it up, up to the switch
+ * interval (5 ms by default) each time. These two calls do a socket's work without letting go,
+ * waiting at most ``budget`` seconds for the socket to be ready; the caller then does what is left
+ * the usual way (socket.sendall, socket.recv), which lets other threads run while the server is
+ * slow. Plain sockets only: a TLS socket's bytes are not the protocol's.
+ *
+ * send_held(fd, data, offset, budget) -> the offset in data up to which it was sent
+ * recv_held(fd, size, budget) -> up to size bytes (b"" at the end of the stream), or None when
+ *     nothing arrived within budget
+ * Socket errors raise OSError. Where this is not built (Windows), nothing is sent or received.
+ */
+
+#ifndef _WIN32
+#ifdef MSG_NOSIGNAL
+#define SEND_FLAGS (MSG_DONTWAIT | MSG_NOSIGNAL)
+#else /* macOS: Python ignores SIGPIPE anyway */
+#define SEND_FLAGS MSG_DONTWAIT
+#endif
+
+static double
+monotonic_s(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
+
+/* Wait up to ``seconds`` for ``events`` on ``fd`` (lock kept): 1 ready, 0 not, -1 error set. */
+static int
+wait_ready(int fd, short events, double seconds)
+{
+    struct pollfd poller = {.fd = fd, .events = events, .revents = 0};
+    int ready = poll(&poller, 1, (int)ceil(seconds * 1000.0));
+    if (ready < 0) {
+        if (errno == EINTR) {
+            return 0;
+        }
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return ready > 0;
+}
+#endif
+
+static int
+held_arguments(PyObject *const *args, int *fd, double *budget, Py_ssize_t budget_at)
+{
+    long value = PyLong_AsLong(args[0]);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (value < 0 || value > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "not a file descriptor");
+        return -1;
+    }
+    *fd = (int)value;
+    *budget = PyFloat_AsDouble(args[budget_at]);
+    if (*budget == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!(*budget >= 0.0) || *budget > 1.0) {
+        PyErr_SetString(PyExc_ValueError, "the budget is between 0 and 1 second");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+send_held(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd;
+    double budget;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "send_held(fd, data, offset, budget)");
+        return NULL;
+    }
+    if (held_arguments(args, &fd, &budget, 3) < 0) {
+        return NULL;
+    }
+    Py_ssize_t offset = PyLong_AsSsize_t(args[2]);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    if (offset < 0 || offset > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "offset outside the data");
+        return NULL;
+    }
+#ifndef _WIN32
+    double deadline = monotonic_s() + budget;
+    while (offset < view.len) {
+        ssize_t sent = send(fd, (const char *)view.buf + offset, (size_t)(view.len - offset), SEND_FLAGS);
+        if (sent >= 0) {
+            offset += sent;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        double left = deadline - monotonic_s();
+        int ready = left > 0 ? wait_ready(fd, POLLOUT, left) : 0;
+        if (ready < 0) {
+            PyBuffer_Release(&view);
+            return NULL;
+        }
+        if (left <= 0) {
+            break;
+        }
+    }
+#else
+    (void)fd;
+    (void)budget;
+#endif
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(offset);
+}
+
+static PyObject *
+recv_held(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    int fd;
+    double budget;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "recv_held(fd, size, budget)");
+        return NULL;
+    }
+    if (held_arguments(args, &fd, &budget, 2) < 0) {
+        return NULL;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(args[1]);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size <= 0 || size > MAX_BULK_LEN) {
+        PyErr_SetString(PyExc_ValueError, "size out of range");
+        return NULL;
+    }
+#ifndef _WIN32
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) {
+        return NULL;
+    }
+    double deadline = monotonic_s() + budget;
+    for (;;) {
+        ssize_t got = recv(fd, PyBytes_AS_STRING(out), (size_t)size, MSG_DONTWAIT);
+        if (got >= 0) {
+            if (got < size && _PyBytes_Resize(&out, got) < 0) {
+                return NULL;
+            }
+            return out;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            Py_DECREF(out);
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        double left = deadline - monotonic_s();
+        int ready = left > 0 ? wait_ready(fd, POLLIN, left) : 0;
+        if (ready <= 0) {
+            Py_DECREF(out);
+            if (ready < 0) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+    }
+#else
+    (void)fd;
+    (void)budget;
+    Py_RETURN_NONE;
+#endif
+}
+
+/* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef methods[] = {
     {"pack_commands", (PyCFunction)pack_commands, METH_O,
@@ -1654,6 +1847,10 @@ static PyMethodDef methods[] = {
     {"encode_flat", (PyCFunction)(void (*)(void))encode_flat, METH_FASTCALL,
      "encode_flat(types, records, now_ns, uid_prefix, limit, budget, out, tails, tail, fallback)"
      " -> None: the flat entries of records into out, the records it does not take to fallback."},
+    {"send_held", (PyCFunction)(void (*)(void))send_held, METH_FASTCALL,
+     "send_held(fd, data, offset, budget) -> offset: send without letting go of the lock."},
+    {"recv_held", (PyCFunction)(void (*)(void))recv_held, METH_FASTCALL,
+     "recv_held(fd, size, budget) -> bytes | None: receive without letting go of the lock."},
     {NULL, NULL, 0, NULL},
 };
 

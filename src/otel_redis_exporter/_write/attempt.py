@@ -11,14 +11,16 @@ not landed.
 
 Packing and reading replies have a compiled fast path (``_speedups``, when it is built): the
 XADDs of a round trip become one buffer in one call, and the replies are parsed from the socket's
-bytes in one call per read. It writes the same bytes and gives the same replies as the pure path,
-which takes over wherever the fast path declines.
+bytes in one call per read. On a plain socket it also sends and receives without letting go of
+the interpreter lock while a healthy server answers (``HOLD_S``). It writes the same bytes and
+gives the same replies as the pure path, which takes over wherever the fast path declines.
 
 No retry loop here: the sender owns retries and the backoff between attempts (``backoff()``).
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +66,11 @@ def longest_wait_s(config: ExporterConfig) -> float:
 
 # One read from the socket while replies are parsed on the fast path (bytes).
 READ_SIZE = 65536
+# A healthy server answers a round trip within a millisecond or two. For that long the fast path
+# sends and waits for replies without letting go of the interpreter lock: taking it back would wait
+# for a busy application thread to give it up, up to the switch interval (5 ms) each time. Past it,
+# the socket waits the usual way, and other threads run while the server is slow.
+HOLD_S = 0.002
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
 
@@ -230,7 +237,7 @@ def reads_at_once_async(connection: Any) -> bool:
     return hasattr(reader, "has_data") and not reader.has_data()
 
 
-class _Replies:
+class Replies:
     """The replies of one round trip, parsed from the bytes as they arrive (fast path)."""
 
     def __init__(self, speedups: Speedups, count: int) -> None:
@@ -238,6 +245,8 @@ class _Replies:
         self.count = count
         self.replies: list[Any] = []
         self._pending = b""
+        self.broken: BaseException | None = None
+        """What ended the reading early (``read_held``), as redis-py would raise it."""
 
     @property
     def done(self) -> bool:
@@ -279,20 +288,97 @@ class _Replies:
         return replies, broken
 
 
-def read_replies_at_once(connection: Any, count: int, heard: Heard) -> tuple[list[Any], BaseException | None]:
+def held_socket(connection: Any) -> socket.socket | None:
+    """``connection``'s socket when the fast path may use it holding the lock: a plain one (the
+    bytes of a TLS socket are not the protocol's)."""
+    sock = getattr(connection, "_sock", None)
+    return sock if speedups is not None and type(sock) is socket.socket else None
+
+
+def send_packed(
+    connection: Any, chunks: list[bytes], hold_until: float, *, rest: bool = True
+) -> memoryview | None:
+    """``connection.send_packed_command(chunks)``; on a ``held_socket``, what the socket takes
+    until ``hold_until`` (``time.monotonic()``) is sent holding the lock, and the rest the usual
+    way, or, with ``rest=False``, returned unsent (None when all was sent)."""
+    sock = held_socket(connection)
+    if sock is None and rest:
+        connection.send_packed_command(chunks, check_health=False)
+        return None
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if sock is None or speedups is None:  # (a TLS socket) it takes nothing while the lock is held
+        return memoryview(data)
+    try:
+        sent = speedups.send_held(sock.fileno(), data, 0, _left(hold_until))
+    except OSError as error:
+        raise _send_error(error) from error
+    unsent = memoryview(data)[sent:] if sent < len(data) else None
+    if unsent is not None and rest:
+        send_rest(sock, unsent)
+        return None
+    return unsent
+
+
+def send_rest(sock: socket.socket, unsent: memoryview) -> None:
+    """What ``send_packed`` left unsent, the usual way (the socket's timeout applies)."""
+    try:
+        sock.sendall(unsent)
+    except OSError as error:
+        raise _send_error(error) from error
+
+
+def _send_error(error: OSError) -> Exception:
+    """``error`` as redis-py's send_packed_command would raise it."""
+    if isinstance(error, TimeoutError):  # the socket's timeout
+        return rex.TimeoutError("Timeout writing to socket")
+    return rex.ConnectionError(f"Error while writing to socket. {error.args}")
+
+
+def _left(until: float) -> float:
+    return min(max(until - time.monotonic(), 0.0), HOLD_S)
+
+
+def read_replies_at_once(
+    connection: Any, count: int, heard: Heard, hold_until: float = 0.0, replies: Replies | None = None
+) -> tuple[list[Any], BaseException | None]:
     """``read_replies(count, connection.read_response)`` on the fast path: the replies are read
-    from the socket and parsed in one call per read (ask ``reads_at_once`` first)."""
+    from the socket and parsed in one call per read (ask ``reads_at_once`` first). On a
+    ``held_socket`` it waits for them holding the lock until ``hold_until``. ``replies``: those a
+    ``read_held`` began."""
     if speedups is None:
         return read_replies(count, connection.read_response, heard)
-    replies = _Replies(speedups, count)
-    broken: BaseException | None = None
+    replies = replies or Replies(speedups, count)
+    broken = replies.broken
+    sock = connection._sock
+    fd = sock.fileno() if held_socket(connection) is not None else None
     try:
-        while not replies.done:
-            replies.feed(connection._sock.recv(READ_SIZE))
+        while not replies.done and broken is None:
+            chunk = None if fd is None else speedups.recv_held(fd, READ_SIZE, _left(hold_until))
+            replies.feed(sock.recv(READ_SIZE) if chunk is None else chunk)
             heard()
     except Exception as error:
         broken = replies.failure(connection, error)
     return replies.finish(connection, broken)
+
+
+def read_held(connection: Any, count: int, heard: Heard, hold_until: float) -> Replies | None:
+    """The replies that arrive on a ``held_socket`` until ``hold_until``, read holding the lock,
+    never waiting past it; ``read_replies_at_once`` reads the rest, or reports what broke the
+    connection. None: not a held socket."""
+    sock = held_socket(connection)
+    if sock is None or speedups is None:
+        return None
+    replies = Replies(speedups, count)
+    try:
+        while (
+            not replies.done
+            and (chunk := speedups.recv_held(sock.fileno(), READ_SIZE, _left(hold_until))) is not None
+        ):
+            replies.feed(chunk)
+            heard()
+    except Exception as error:
+        replies.broken = replies.failure(connection, error)
+    return replies
 
 
 async def read_replies_at_once_async(
@@ -303,7 +389,7 @@ async def read_replies_at_once_async(
     caller bounds the round trip."""
     if speedups is None:
         return await read_replies_async(count, connection.read_response, heard)
-    replies = _Replies(speedups, count)
+    replies = Replies(speedups, count)
     broken: BaseException | None = None
     try:
         while not replies.done:

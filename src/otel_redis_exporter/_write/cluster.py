@@ -133,6 +133,7 @@ class SyncClusterWriter(SyncWriter):
     is read, so the masters work on a batch at the same time without threads."""
 
     _packs_xadds = False  # each command goes to the master of its key's slot
+    _one_round_trip = False  # one per master
 
     def _send(self, commands: list[Command] | Packed, timeout: float) -> list[Any]:
         if isinstance(commands, Packed):  # never: _packs_xadds is False

@@ -181,7 +181,7 @@ class Delivery:
         self.max_bytes = max_bytes
         self._metrics = metrics
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         # Notified whenever the books change: a round trip taken or settled, entries given up.
         self._changed = threading.Condition(self._lock)
         self._waiting: deque[Parcel] = deque()
@@ -203,8 +203,9 @@ class Delivery:
 
     # -- export() side --------------------------------------------------------------------
 
-    def submit(self, entries: Entries) -> Ticket:
-        """Queue one export's entries; the ticket settles as the sender writes or drops them."""
+    def submit(self, entries: Entries, *, wake: bool = True) -> Ticket:
+        """Queue one export's entries; the ticket settles as the sender writes or drops them.
+        ``wake=False``: the caller tries ``take_now`` first, and wakes the sender if that fails."""
         count = sum(map(len, entries.values()))
         ticket = Ticket(count)
         if not count:
@@ -216,7 +217,8 @@ class Delivery:
             self._waiting_records += parcel.live
             self._waiting_bytes += parcel.size
             self._enforce_bounds(keep=parcel)
-        self.wake()
+        if wake:
+            self.wake()
         return ticket
 
     def handoff(self, ticket: Ticket) -> bool:
@@ -267,9 +269,20 @@ class Delivery:
 
     # -- sender side ----------------------------------------------------------------------
 
-    def take(self) -> Trip | None:
-        """The next round trip: the oldest parcels up to the trip bounds; None when empty."""
+    def take_now(self) -> Trip | None:
+        """``take`` for export()'s own thread: only while all is well (no failed attempt, not
+        closing); the sender does everything else."""
         with self._lock:
+            if self._failures or self._closing_at is not None:
+                return None
+            return self.take()
+
+    def take(self) -> Trip | None:
+        """The next round trip: the oldest parcels up to the trip bounds; None when empty, or
+        while another round trip is in flight (one at a time)."""
+        with self._lock:
+            if self._trip_started is not None:
+                return None
             parcels: list[Parcel] = []
             records = size = 0
             while self._waiting:
@@ -301,6 +314,8 @@ class Delivery:
         """Book one attempt: written and refused entries leave, the rest go back to the front."""
         settled = Settled()
         with self._lock:
+            if trip.parcels is not self._trip_parcels:  # given up meanwhile (shutdown): not ours
+                return settled
             if result.ok:  # the common case: every parcel of the trip is done
                 for parcel in trip.parcels:
                     settled.written += parcel.live
@@ -324,6 +339,9 @@ class Delivery:
             for reason, count in self._enforce_bounds(keep=None).items():
                 settled.dropped[reason] = settled.dropped.get(reason, 0) + count
             self._changed.notify_all()
+            wake = bool(self._waiting) or self._closing_at is not None
+        if wake:  # batches came while this round trip was in flight, or the sender is closing
+            self.wake()
         self._metrics.inflight(-trip.count)
         self._metrics.written(settled.written)
         for reason, count in settled.dropped.items():
@@ -419,6 +437,7 @@ class Delivery:
                     parcel.remove(index)
                 parcel.ticket.settle(0, len(live))
             self._trip_parcels = []
+            self._trip_started = None
             self._in_flight = self._in_flight_bytes = 0
             self._waiting.clear()
             self._waiting_records = self._waiting_bytes = 0
@@ -429,7 +448,7 @@ class Delivery:
 
     def forget(self) -> None:
         """In a forked child: the parent's entries are the parent's to write; start empty."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._waiting = deque()
         self._waiting_records = self._waiting_bytes = 0

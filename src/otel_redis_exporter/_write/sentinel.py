@@ -52,6 +52,8 @@ class _MasterCheck:
 class SyncSentinelWriter(SyncWriter):
     """Writes to the master the sentinels name; a master change drops the idle connections."""
 
+    _one_round_trip = False  # it asks the sentinels now and then first
+
     def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
         super().__init__(config, pool, clock=clock, heard=heard)
         self._check = _MasterCheck(clock)

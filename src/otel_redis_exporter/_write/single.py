@@ -19,6 +19,7 @@ import functools
 import math
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,20 +28,27 @@ from redis import exceptions as rex
 
 from .._client import bound_timeouts
 from .._config import ExporterConfig
+from .._fast import speedups
 from .._types import Clock, Command, EntryFields
 from .attempt import (
+    HOLD_S,
     Heard,
     Packed,
     Pending,
+    Replies,
     WriterBase,
     WriteResult,
+    held_socket,
     pack,
+    read_held,
     read_replies,
     read_replies_async,
     read_replies_at_once,
     read_replies_at_once_async,
     reads_at_once,
     reads_at_once_async,
+    send_packed,
+    send_rest,
 )
 
 
@@ -59,10 +67,43 @@ class InFlight:
     connection: Any
     count: int
     wait_ms: int | None
+    hold_until: float
+    """Until when (``time.monotonic()``) the fast path waits for it holding the lock."""
+    unsent: memoryview | None = None
+    """What the socket did not take while the lock was held (``SyncWriter.start``)."""
+    replies: Replies | None = None
+    """The replies read while the lock was held (``SyncWriter.start``)."""
+
+    @property
+    def answered(self) -> bool:
+        """Whether it was all sent and every reply read, or the connection broke: no waiting left."""
+        replies = self.replies
+        return self.unsent is None and replies is not None and (replies.done or replies.broken is not None)
+
+
+@dataclass(slots=True)
+class Started:
+    """An attempt ``SyncWriter.start`` began, for ``SyncWriter.finish`` to end on any thread."""
+
+    entries: Mapping[str, Sequence[EntryFields]]
+    positions: Sequence[int]
+    deadline: float
+    flight: InFlight | None = None
+    error: BaseException | None = None
+    """Why nothing is in flight: sending failed."""
+
+    @property
+    def answered(self) -> bool:
+        return self.flight is None or self.flight.answered
 
 
 class SyncWriter(WriterBase):
-    """Writes through a redis-py connection pool, on the sender thread."""
+    """Writes through a redis-py connection pool, on the sender thread (and, with ``start``, on
+    export()'s)."""
+
+    # Whether an attempt is one round trip to one server, which ``start`` can begin: not on a
+    # Cluster (a round trip per master) or through Sentinel (it may ask the sentinels first).
+    _one_round_trip = True
 
     def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
         super().__init__(config, clock=clock, heard=heard)
@@ -70,6 +111,43 @@ class SyncWriter(WriterBase):
         # Connections waiting for replies, for ``abort`` (called from another thread).
         self._busy: set[Any] = set()
         self._busy_lock = threading.Lock()
+        self._warm = False  # the last round trip was answered whole on a connection kept open
+
+    @property
+    def can_start(self) -> bool:
+        """Whether ``start`` may begin the next attempt on export()'s thread: one round trip (no
+        trace index either), on the fast path, over a plain connection that just worked."""
+        return self._one_round_trip and self._index is None and self._warm and speedups is not None
+
+    def start(
+        self, entries: Mapping[str, Sequence[EntryFields]], timeout: float, connect_s: float
+    ) -> Started:
+        """``write``'s beginning on export()'s thread, when the sender is idle: the round trip is
+        sent, and its replies read, for as long as a healthy server needs (``HOLD_S``) without
+        letting go of the interpreter lock, so no other thread has to take over. It never waits
+        longer: a new connection is given ``connect_s``, and ``finish`` does what is left."""
+        deadline = self._clock() + timeout
+        positions, commands = self._xadds(entries)
+        started = Started(entries, positions, deadline)
+        bound_timeouts(self._pool, None, min(connect_s, timeout))
+        try:
+            started.flight = self._transmit(self._pool, commands, timeout, held=True)
+        except Exception as error:
+            started.error = error
+        return started
+
+    def finish(self, started: Started) -> WriteResult:
+        """The rest of ``started``'s attempt (on any thread), within its deadline."""
+        try:
+            if started.flight is None:
+                raise started.error or rex.ConnectionError("nothing was sent")
+            bound_timeouts(self._pool, started.flight.connection, started.deadline - self._clock())
+            replies: Sequence[Any] = self._receive(started.flight)
+        except Exception as error:
+            replies = [error] * len(started.positions)
+        result = self._outcome(started.positions, replies)
+        self._write_index(started.entries, result, started.deadline)
+        return result
 
     def write(self, entries: Mapping[str, Sequence[EntryFields]], timeout: float) -> WriteResult:
         """One attempt at ``entries`` (stream key -> entries) within ``timeout`` seconds."""
@@ -99,9 +177,14 @@ class SyncWriter(WriterBase):
         """One round trip: pack every command into one buffer, send it, read every reply."""
         return self._receive(self._transmit(self._pool, commands, timeout))
 
-    def _transmit(self, pool: Any, commands: Sequence[Command] | Packed, timeout: float) -> InFlight:
-        """Send ``commands`` (and WAIT) as one buffer on a connection of ``pool``."""
-        bound_timeouts(pool, None, timeout)
+    def _transmit(
+        self, pool: Any, commands: Sequence[Command] | Packed, timeout: float, *, held: bool = False
+    ) -> InFlight:
+        """Send ``commands`` (and WAIT) as one buffer on a connection of ``pool``. ``held``
+        (``start``): only what the socket takes within ``HOLD_S``, then the replies that come by
+        then; ``_receive`` does the rest."""
+        if not held:
+            bound_timeouts(pool, None, timeout)
         connection = pool.get_connection()
         self._heard()  # connected (a new connection's handshake was answered): the server is there
         wait_ms = self._wait_ms(timeout)
@@ -110,24 +193,30 @@ class SyncWriter(WriterBase):
             self._busy.add(connection)
         try:
             bound_timeouts(pool, connection, timeout)
-            connection.send_packed_command(
-                [pack(connection, commands), pack(connection, wait)]
-                if wait
-                else [pack(connection, commands)],
-                check_health=False,
-            )
-            self._heard()  # the server has read the whole buffer (the socket took it)
+            hold_until = time.monotonic() + HOLD_S
+            chunks = [pack(connection, part) for part in (commands, wait) if part]
+            flight = InFlight(pool, connection, len(commands) + len(wait), wait_ms, hold_until)
+            flight.unsent = send_packed(connection, chunks, hold_until, rest=not held)
+            if flight.unsent is None:
+                self._heard()  # the server has read the whole buffer (the socket took it)
+                if held and reads_at_once(connection):
+                    flight.replies = read_held(connection, flight.count, self._heard, hold_until)
         except BaseException:
             self._done(pool, connection, broken=True)
             raise
-        return InFlight(pool, connection, len(commands) + len(wait), wait_ms)
+        return flight
 
     def _receive(self, flight: InFlight) -> list[Any]:
         """Read every reply of ``flight`` and give its connection back."""
         broken: BaseException | None = None
         try:
-            if reads_at_once(flight.connection):
-                replies, broken = read_replies_at_once(flight.connection, flight.count, self._heard)
+            if flight.unsent is not None:
+                send_rest(flight.connection._sock, flight.unsent)
+                self._heard()  # as in _transmit
+            if flight.replies is not None or reads_at_once(flight.connection):
+                replies, broken = read_replies_at_once(
+                    flight.connection, flight.count, self._heard, flight.hold_until, flight.replies
+                )
             else:
                 replies, broken = read_replies(flight.count, flight.connection.read_response, self._heard)
         except BaseException as error:
@@ -142,6 +231,7 @@ class SyncWriter(WriterBase):
             self._busy.discard(connection)
         if broken:
             connection.disconnect()
+        self._warm = not broken and held_socket(connection) is not None
         pool.release(connection)
 
     def abort(self) -> None:

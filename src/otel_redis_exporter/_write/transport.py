@@ -4,7 +4,9 @@
 task on the exporter's own event-loop thread on redis.asyncio. They are twins over
 ``SenderBase``, which does everything but I/O, and line up method for method:
 
-* ``submit`` queues one export's entries and wakes the sender (started on first use);
+* ``submit`` queues one export's entries and wakes the sender (started on first use); in sync
+  mode, while the sender is idle, export()'s own thread begins the round trip instead
+  (``ThreadSender._write_here``) and hands the sender only what the server does not answer at once;
 * ``_run`` takes a round trip, makes one attempt, books it, and after a failure waits a backoff
   capped below a second, so the queue drains as soon as the server answers, with no new export;
 * ``close`` drains the queue while the server takes it and gives up once it has taken nothing
@@ -23,6 +25,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .._config import ExporterConfig
@@ -36,7 +39,7 @@ from .cluster import AsyncClusterWriter, SyncClusterWriter
 from .delivery import HANDOFF_TIMEOUT_S, Delivery, Ticket, Trip
 from .loop import LoopThread, keep_after_fork
 from .sentinel import AsyncSentinelWriter, SyncSentinelWriter
-from .single import AsyncWriter, SyncWriter
+from .single import AsyncWriter, Started, SyncWriter
 
 THREAD_NAME = "otel-redis-exporter-sender"
 # How long close() waits for the sender to finish after cutting its round trip short.
@@ -145,6 +148,17 @@ class SenderBase:
             )
 
 
+@dataclass(slots=True)
+class _Job:
+    """A round trip for the sender: to write, or one export()'s thread began (``started``) or
+    already wrote but did not get written whole (``result``), for the sender to finish and book."""
+
+    trip: Trip
+    at: float
+    started: Started | None = None
+    result: WriteResult | None = None
+
+
 class ThreadSender(SenderBase):
     """Sync mode: a daemon thread writes through redis-py."""
 
@@ -154,6 +168,45 @@ class ThreadSender(SenderBase):
         self._start_lock = threading.Lock()
         self._work = threading.Event()
         self._delivery.wake = self._work.set
+        self._handed: _Job | None = None  # from export()'s thread (_write_here)
+
+    def submit(self, entries: Entries) -> Ticket:
+        """Queue one export's entries, and write them from this thread while the sender is idle.
+
+        Unlike the async twin: a round trip that starts and ends on export()'s thread hands
+        nothing between threads, and each hand-over waits for the interpreter lock (up to the
+        switch interval, 5 ms, while the application logs flat out): in flat-out logging that
+        wait, not Redis, is what made the SDK's queue overflow."""
+        self._start()
+        ticket = self._delivery.submit(entries, wake=False)
+        if not self._write_here():
+            self._delivery.wake()
+        return ticket
+
+    def _write_here(self) -> bool:
+        """Begin the next round trip on this thread if the sender is idle and the connection just
+        worked; True if it did. What the server answers within ``HOLD_S`` is booked here; the
+        rest of the round trip, and any failure, go to the sender."""
+        writer = self._writer
+        if writer is None or not writer.can_start:
+            return False
+        trip = self._delivery.take_now()
+        if trip is None:
+            return False
+        job = _Job(trip, self._clock())
+        try:
+            job.started = writer.start(trip.entries, self._attempt_timeout(), self._delivery.quiet_s)
+            if job.started.answered:
+                job.result = writer.finish(job.started)
+        except Exception as error:  # a bug, not Redis: the sender keeps the entries
+            logger.exception("Unexpected error while writing log records to Redis")
+            job.result = WriteResult(count=trip.count, reason=str(error), error_type="internal")
+        if job.result is not None and job.result.ok:
+            self._booked(trip, job.result, job.at)
+        else:
+            self._handed = job
+            self._work.set()
+        return True
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -167,42 +220,47 @@ class ThreadSender(SenderBase):
     def _run(self) -> None:
         with instrumentation_suppressed():
             try:
-                while (trip := self._next_trip()) is not None:
-                    started = self._clock()
-                    delay = self._booked(trip, self._write(trip), started)
+                while (job := self._next_job()) is not None:
+                    result = job.result if job.result is not None else self._write(job)
+                    delay = self._booked(job.trip, result, job.at)
                     if delay:
                         time.sleep(delay)
             finally:
                 self._gave_up()
                 self._close_writer()
 
-    def _next_trip(self) -> Trip | None:
+    def _next_job(self) -> _Job | None:
         """The next round trip; blocks until there is one. None: closing and done."""
         while not self._stop_now():
+            job, self._handed = self._handed, None
+            if job is not None:
+                return job
             trip = self._delivery.take()
             if trip is not None:
-                return trip
-            if self._delivery.closing:
-                return None
+                return _Job(trip, self._clock())
+            if self._delivery.closing and not self._delivery.queued[0]:
+                return None  # (a round trip export()'s thread began counts as queued: it ends soon)
             self._work.wait()
             self._work.clear()
         return None
 
-    def _write(self, trip: Trip) -> WriteResult:
+    def _write(self, job: _Job) -> WriteResult:
         try:
             if self._writer is None:
                 pool = self._pool_factory(self._config)
                 self._writer = sync_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
+            if job.started is not None:
+                return self._writer.finish(job.started)
             timeout = self._attempt_timeout()
             if self._delivery.closing:
                 # Unlike the async twin's cancel, abort() cannot cut a connect short: bound every
                 # socket wait (they are per call, so replies that keep coming still do) by the
                 # moment to give up.
                 timeout = max(min(timeout, self._delivery.give_up_at() - self._clock()), 0.001)
-            return self._writer.write(trip.entries, timeout)
+            return self._writer.write(job.trip.entries, timeout)
         except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
             logger.exception("Unexpected error while writing log records to Redis")
-            return WriteResult(count=trip.count, reason=str(error), error_type="internal")
+            return WriteResult(count=job.trip.count, reason=str(error), error_type="internal")
 
     def _close_writer(self) -> None:
         writer, self._writer = self._writer, None
