@@ -66,11 +66,12 @@ def longest_wait_s(config: ExporterConfig) -> float:
 
 # One read from the socket while replies are parsed on the fast path (bytes).
 READ_SIZE = 65536
-# A healthy server answers a round trip within a millisecond or two. For that long the fast path
-# sends and waits for replies without letting go of the interpreter lock: taking it back would wait
-# for a busy application thread to give it up, up to the switch interval (5 ms) each time. Past it,
-# the socket waits the usual way, and other threads run while the server is slow.
-HOLD_S = 0.002
+# A healthy server answers a round trip of 512 entries within a few milliseconds. For up to one
+# switch interval of the interpreter (5 ms by default: what any thread running Python may keep the
+# lock for) the fast path sends and waits for replies without letting go of the interpreter lock:
+# taking it back would wait for a busy application thread to give it up, up to that long each
+# time. Past it, the socket waits the usual way, and other threads run while the server is slow.
+HOLD_S = 0.005
 # (position of the entry in the batch, its command)
 Pending = list[tuple[int, Command]]
 
@@ -319,6 +320,20 @@ def send_packed(
     return unsent
 
 
+def send_patiently(sock: socket.socket, unsent: memoryview, heard: Heard) -> memoryview | None:
+    """Send what ``send_packed`` left while the socket keeps taking it, each part within the
+    socket's timeout; what is left once it takes nothing for that long (None when all went)."""
+    try:
+        while unsent:
+            unsent = unsent[sock.send(unsent) :]
+            heard()  # the server reads what we send
+    except TimeoutError:
+        return unsent
+    except OSError as error:
+        raise _send_error(error) from error
+    return None
+
+
 def send_rest(sock: socket.socket, unsent: memoryview) -> None:
     """What ``send_packed`` left unsent, the usual way (the socket's timeout applies)."""
     try:
@@ -361,21 +376,22 @@ def read_replies_at_once(
     return replies.finish(connection, broken)
 
 
-def read_held(connection: Any, count: int, heard: Heard, hold_until: float) -> Replies | None:
-    """The replies that arrive on a ``held_socket`` until ``hold_until``, read holding the lock,
-    never waiting past it; ``read_replies_at_once`` reads the rest, or reports what broke the
-    connection. None: not a held socket."""
+def read_patiently(connection: Any, count: int, heard: Heard, hold_until: float) -> Replies | None:
+    """The replies that arrive on a ``held_socket`` while they keep coming: read holding the lock
+    until ``hold_until``, then each within the socket's timeout. ``read_replies_at_once`` reads
+    the rest, or reports what broke the connection. None: not a held socket."""
     sock = held_socket(connection)
     if sock is None or speedups is None:
         return None
     replies = Replies(speedups, count)
+    fd = sock.fileno()
     try:
-        while (
-            not replies.done
-            and (chunk := speedups.recv_held(sock.fileno(), READ_SIZE, _left(hold_until))) is not None
-        ):
-            replies.feed(chunk)
+        while not replies.done:
+            chunk = speedups.recv_held(fd, READ_SIZE, _left(hold_until))
+            replies.feed(sock.recv(READ_SIZE) if chunk is None else chunk)
             heard()
+    except TimeoutError:
+        pass  # quiet for the socket's timeout: the rest is for read_replies_at_once
     except Exception as error:
         replies.broken = replies.failure(connection, error)
     return replies

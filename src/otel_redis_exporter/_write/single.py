@@ -40,7 +40,7 @@ from .attempt import (
     WriteResult,
     held_socket,
     pack,
-    read_held,
+    read_patiently,
     read_replies,
     read_replies_async,
     read_replies_at_once,
@@ -48,6 +48,7 @@ from .attempt import (
     reads_at_once,
     reads_at_once_async,
     send_packed,
+    send_patiently,
     send_rest,
 )
 
@@ -111,27 +112,32 @@ class SyncWriter(WriterBase):
         # Connections waiting for replies, for ``abort`` (called from another thread).
         self._busy: set[Any] = set()
         self._busy_lock = threading.Lock()
-        self._warm = False  # the last round trip was answered whole on a connection kept open
+        # Whether the last round trip was answered whole on a plain connection kept open (and, to
+        # begin with, that the first may be).
+        self._warm = True
 
     @property
     def can_start(self) -> bool:
         """Whether ``start`` may begin the next attempt on export()'s thread: one round trip (no
-        trace index either), on the fast path, over a plain connection that just worked."""
+        trace index either), on the fast path, over a plain connection that just worked (or
+        the first one)."""
         return self._one_round_trip and self._index is None and self._warm and speedups is not None
 
     def start(
-        self, entries: Mapping[str, Sequence[EntryFields]], timeout: float, connect_s: float
+        self, entries: Mapping[str, Sequence[EntryFields]], timeout: float, patience_s: float
     ) -> Started:
         """``write``'s beginning on export()'s thread, when the sender is idle: the round trip is
-        sent, and its replies read, for as long as a healthy server needs (``HOLD_S``) without
-        letting go of the interpreter lock, so no other thread has to take over. It never waits
-        longer: a new connection is given ``connect_s``, and ``finish`` does what is left."""
+        sent and its replies read there, for as long as a healthy server needs (``HOLD_S``)
+        without letting go of the interpreter lock, so no other thread has to take over. It
+        never waits on the socket longer than ``patience_s`` at a time (connecting, sending, each
+        reply); ``finish`` does what is left."""
         deadline = self._clock() + timeout
         positions, commands = self._xadds(entries)
         started = Started(entries, positions, deadline)
-        bound_timeouts(self._pool, None, min(connect_s, timeout))
         try:
-            started.flight = self._transmit(self._pool, commands, timeout, held=True)
+            started.flight = self._transmit(
+                self._pool, commands, timeout, patience_s=min(patience_s, timeout)
+            )
         except Exception as error:
             started.error = error
         return started
@@ -178,13 +184,18 @@ class SyncWriter(WriterBase):
         return self._receive(self._transmit(self._pool, commands, timeout))
 
     def _transmit(
-        self, pool: Any, commands: Sequence[Command] | Packed, timeout: float, *, held: bool = False
+        self,
+        pool: Any,
+        commands: Sequence[Command] | Packed,
+        timeout: float,
+        *,
+        patience_s: float | None = None,
     ) -> InFlight:
-        """Send ``commands`` (and WAIT) as one buffer on a connection of ``pool``. ``held``
-        (``start``): only what the socket takes within ``HOLD_S``, then the replies that come by
-        then; ``_receive`` does the rest."""
-        if not held:
-            bound_timeouts(pool, None, timeout)
+        """Send ``commands`` (and WAIT) as one buffer on a connection of ``pool``. With
+        ``patience_s`` (``start``): send and read replies while the socket takes and answers,
+        waiting no longer than that at a time; ``_receive`` does the rest."""
+        held = patience_s is not None
+        bound_timeouts(pool, None, timeout if patience_s is None else patience_s)
         connection = pool.get_connection()
         self._heard()  # connected (a new connection's handshake was answered): the server is there
         wait_ms = self._wait_ms(timeout)
@@ -192,15 +203,17 @@ class SyncWriter(WriterBase):
         with self._busy_lock:
             self._busy.add(connection)
         try:
-            bound_timeouts(pool, connection, timeout)
+            bound_timeouts(pool, connection, timeout if patience_s is None else patience_s)
             hold_until = time.monotonic() + HOLD_S
             chunks = [pack(connection, part) for part in (commands, wait) if part]
             flight = InFlight(pool, connection, len(commands) + len(wait), wait_ms, hold_until)
             flight.unsent = send_packed(connection, chunks, hold_until, rest=not held)
+            if flight.unsent is not None and held_socket(connection) is not None:
+                flight.unsent = send_patiently(connection._sock, flight.unsent, self._heard)
             if flight.unsent is None:
                 self._heard()  # the server has read the whole buffer (the socket took it)
                 if held and reads_at_once(connection):
-                    flight.replies = read_held(connection, flight.count, self._heard, hold_until)
+                    flight.replies = read_patiently(connection, flight.count, self._heard, hold_until)
         except BaseException:
             self._done(pool, connection, broken=True)
             raise

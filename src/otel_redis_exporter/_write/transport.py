@@ -184,11 +184,14 @@ class ThreadSender(SenderBase):
         return ticket
 
     def _write_here(self) -> bool:
-        """Begin the next round trip on this thread if the sender is idle and the connection just
-        worked; True if it did. What the server answers within ``HOLD_S`` is booked here; the
-        rest of the round trip, and any failure, go to the sender."""
-        writer = self._writer
-        if writer is None or not writer.can_start:
+        """Make the next round trip on this thread if the sender is idle and the connection just
+        worked; True if it did. A round trip the server answers without a pause of the hand-off's
+        length is booked here; the rest of one that pauses, and any failure, go to the sender."""
+        try:
+            writer = self._writer_now()
+        except Exception:  # the sender meets the same error, and says so
+            return False
+        if not writer.can_start:
             return False
         trip = self._delivery.take_now()
         if trip is None:
@@ -244,20 +247,26 @@ class ThreadSender(SenderBase):
             self._work.clear()
         return None
 
-    def _write(self, job: _Job) -> WriteResult:
-        try:
+    def _writer_now(self) -> SyncWriter:
+        """The writer, made on first use (on export()'s thread or the sender's)."""
+        with self._start_lock:
             if self._writer is None:
                 pool = self._pool_factory(self._config)
                 self._writer = sync_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
+            return self._writer
+
+    def _write(self, job: _Job) -> WriteResult:
+        try:
+            writer = self._writer_now()
             if job.started is not None:
-                return self._writer.finish(job.started)
+                return writer.finish(job.started)
             timeout = self._attempt_timeout()
             if self._delivery.closing:
                 # Unlike the async twin's cancel, abort() cannot cut a connect short: bound every
                 # socket wait (they are per call, so replies that keep coming still do) by the
                 # moment to give up.
                 timeout = max(min(timeout, self._delivery.give_up_at() - self._clock()), 0.001)
-            return self._writer.write(job.trip.entries, timeout)
+            return writer.write(job.trip.entries, timeout)
         except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
             logger.exception("Unexpected error while writing log records to Redis")
             return WriteResult(count=job.trip.count, reason=str(error), error_type="internal")
