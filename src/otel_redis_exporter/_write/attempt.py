@@ -247,7 +247,7 @@ class Replies:
         self.replies: list[Any] = []
         self._pending = b""
         self.broken: BaseException | None = None
-        """What ended the reading early (``read_held``), as redis-py would raise it."""
+        """What ended the reading early (``read_patiently``), as redis-py would raise it."""
 
     @property
     def done(self) -> bool:
@@ -358,8 +358,8 @@ def read_replies_at_once(
 ) -> tuple[list[Any], BaseException | None]:
     """``read_replies(count, connection.read_response)`` on the fast path: the replies are read
     from the socket and parsed in one call per read (ask ``reads_at_once`` first). On a
-    ``held_socket`` it waits for them holding the lock until ``hold_until``. ``replies``: those a
-    ``read_held`` began."""
+    ``held_socket`` it waits for them holding the lock until ``hold_until``. ``replies``: what
+    ``read_patiently`` began."""
     if speedups is None:
         return read_replies(count, connection.read_response, heard)
     replies = replies or Replies(speedups, count)

@@ -150,8 +150,8 @@ class SenderBase:
 
 @dataclass(slots=True)
 class _Job:
-    """A round trip for the sender: to write, or one export()'s thread began (``started``) or
-    already wrote but did not get written whole (``result``), for the sender to finish and book."""
+    """A round trip for the sender: one to make, one export()'s thread began and left to finish
+    (``started``), or one it made that did not write everything (``result``), to book."""
 
     trip: Trip
     at: float
