@@ -297,37 +297,31 @@ def held_socket(connection: Any) -> socket.socket | None:
 
 
 def send_packed(
-    connection: Any, chunks: list[bytes], hold_until: float, *, rest: bool = True
+    connection: Any, chunks: list[bytes], hold_until: float, heard: Heard, *, patient: bool = False
 ) -> memoryview | None:
     """``connection.send_packed_command(chunks)``; on a ``held_socket``, what the socket takes
-    until ``hold_until`` (``time.monotonic()``) is sent holding the lock, and the rest the usual
-    way, or, with ``rest=False``, returned unsent (None when all was sent)."""
+    until ``hold_until`` (``time.monotonic()``) is sent holding the lock, the rest the usual way.
+    ``patient``: the rest only while the socket keeps taking it (each part within its timeout),
+    and what is left then is returned (all of it on a TLS socket); None when all was sent."""
     sock = held_socket(connection)
-    if sock is None and rest:
+    if sock is None and not patient:
         connection.send_packed_command(chunks, check_health=False)
         return None
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if sock is None or speedups is None:  # (a TLS socket) it takes nothing while the lock is held
         return memoryview(data)
+    unsent = memoryview(data)
     try:
-        sent = speedups.send_held(sock.fileno(), data, 0, _left(hold_until))
-    except OSError as error:
-        raise _send_error(error) from error
-    unsent = memoryview(data)[sent:] if sent < len(data) else None
-    if unsent is not None and rest:
-        send_rest(sock, unsent)
-        return None
-    return unsent
-
-
-def send_patiently(sock: socket.socket, unsent: memoryview, heard: Heard) -> memoryview | None:
-    """Send what ``send_packed`` left while the socket keeps taking it, each part within the
-    socket's timeout; what is left once it takes nothing for that long (None when all went)."""
-    try:
+        unsent = unsent[speedups.send_held(sock.fileno(), data, 0, _left(hold_until)) :]
+        if not patient:
+            sock.sendall(unsent)
+            return None
         while unsent:
             unsent = unsent[sock.send(unsent) :]
             heard()  # the server reads what we send
-    except TimeoutError:
+    except TimeoutError as error:  # the socket's timeout
+        if not patient:
+            raise _send_error(error) from error
         return unsent
     except OSError as error:
         raise _send_error(error) from error
@@ -335,7 +329,7 @@ def send_patiently(sock: socket.socket, unsent: memoryview, heard: Heard) -> mem
 
 
 def send_rest(sock: socket.socket, unsent: memoryview) -> None:
-    """What ``send_packed`` left unsent, the usual way (the socket's timeout applies)."""
+    """What a patient ``send_packed`` left unsent, the usual way (the socket's timeout applies)."""
     try:
         sock.sendall(unsent)
     except OSError as error:
@@ -353,6 +347,17 @@ def _left(until: float) -> float:
     return min(max(until - time.monotonic(), 0.0), HOLD_S)
 
 
+def _read_into(replies: Replies, connection: Any, heard: Heard, hold_until: float) -> None:
+    """Read and parse until ``replies`` is done: on a ``held_socket`` holding the lock until
+    ``hold_until``, then (and on any other socket) the usual way; socket errors propagate."""
+    sock = connection._sock
+    held = speedups if held_socket(connection) is not None else None
+    while not replies.done and replies.broken is None:
+        chunk = None if held is None else held.recv_held(sock.fileno(), READ_SIZE, _left(hold_until))
+        replies.feed(sock.recv(READ_SIZE) if chunk is None else chunk)
+        heard()
+
+
 def read_replies_at_once(
     connection: Any, count: int, heard: Heard, hold_until: float = 0.0, replies: Replies | None = None
 ) -> tuple[list[Any], BaseException | None]:
@@ -363,33 +368,22 @@ def read_replies_at_once(
     if speedups is None:
         return read_replies(count, connection.read_response, heard)
     replies = replies or Replies(speedups, count)
-    broken = replies.broken
-    sock = connection._sock
-    fd = sock.fileno() if held_socket(connection) is not None else None
     try:
-        while not replies.done and broken is None:
-            chunk = None if fd is None else speedups.recv_held(fd, READ_SIZE, _left(hold_until))
-            replies.feed(sock.recv(READ_SIZE) if chunk is None else chunk)
-            heard()
+        _read_into(replies, connection, heard, hold_until)
     except Exception as error:
-        broken = replies.failure(connection, error)
-    return replies.finish(connection, broken)
+        replies.broken = replies.failure(connection, error)
+    return replies.finish(connection, replies.broken)
 
 
 def read_patiently(connection: Any, count: int, heard: Heard, hold_until: float) -> Replies | None:
     """The replies that arrive on a ``held_socket`` while they keep coming: read holding the lock
     until ``hold_until``, then each within the socket's timeout. ``read_replies_at_once`` reads
     the rest, or reports what broke the connection. None: not a held socket."""
-    sock = held_socket(connection)
-    if sock is None or speedups is None:
+    if held_socket(connection) is None or speedups is None:
         return None
     replies = Replies(speedups, count)
-    fd = sock.fileno()
     try:
-        while not replies.done:
-            chunk = speedups.recv_held(fd, READ_SIZE, _left(hold_until))
-            replies.feed(sock.recv(READ_SIZE) if chunk is None else chunk)
-            heard()
+        _read_into(replies, connection, heard, hold_until)
     except TimeoutError:
         pass  # quiet for the socket's timeout: the rest is for read_replies_at_once
     except Exception as error:

@@ -48,7 +48,6 @@ from .attempt import (
     reads_at_once,
     reads_at_once_async,
     send_packed,
-    send_patiently,
     send_rest,
 )
 
@@ -195,7 +194,8 @@ class SyncWriter(WriterBase):
         ``patience_s`` (``start``): send and read replies while the socket takes and answers,
         waiting no longer than that at a time; ``_receive`` does the rest."""
         held = patience_s is not None
-        bound_timeouts(pool, None, timeout if patience_s is None else patience_s)
+        wait_s = timeout if patience_s is None else patience_s  # the longest wait on the socket
+        bound_timeouts(pool, None, wait_s)
         connection = pool.get_connection()
         self._heard()  # connected (a new connection's handshake was answered): the server is there
         wait_ms = self._wait_ms(timeout)
@@ -203,13 +203,11 @@ class SyncWriter(WriterBase):
         with self._busy_lock:
             self._busy.add(connection)
         try:
-            bound_timeouts(pool, connection, timeout if patience_s is None else patience_s)
+            bound_timeouts(pool, connection, wait_s)
             hold_until = time.monotonic() + HOLD_S
             chunks = [pack(connection, part) for part in (commands, wait) if part]
             flight = InFlight(pool, connection, len(commands) + len(wait), wait_ms, hold_until)
-            flight.unsent = send_packed(connection, chunks, hold_until, rest=not held)
-            if flight.unsent is not None and held_socket(connection) is not None:
-                flight.unsent = send_patiently(connection._sock, flight.unsent, self._heard)
+            flight.unsent = send_packed(connection, chunks, hold_until, self._heard, patient=held)
             if flight.unsent is None:
                 self._heard()  # the server has read the whole buffer (the socket took it)
                 if held and reads_at_once(connection):
