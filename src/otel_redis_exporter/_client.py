@@ -12,8 +12,10 @@ the sentinels for the master whenever it connects), Redis Cluster (``ClusterNode
 from __future__ import annotations
 
 import contextlib
+import encodings.idna  # noqa: F401 (see below)
 import importlib
 import inspect
+import secrets  # noqa: F401 (see below)
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +30,11 @@ from redis.backoff import NoBackoff
 from ._config import ExporterConfig
 from ._keys import key_slot
 from ._types import Address
+
+# redis-py imports ``secrets`` when it makes a pool, and naming a host imports the IDNA codec: both
+# on the first export, which an application often makes while it logs a burst. Imported here,
+# with the exporter, they cost that export nothing (every file read lets go of the interpreter
+# lock, and taking it back waits for a busy application thread).
 
 # No CLIENT SETINFO on connect: two round trips less before the first write (which matters when
 # an application logs a burst at start) and no ACL permission to ask for. redis-py 8 takes
