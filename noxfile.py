@@ -38,13 +38,13 @@ PURE_PYTHON = {"OTEL_REDIS_EXPORTER_PURE_PYTHON": "1"}
 ONE_SERVER_KIND = {"OTEL_REDIS_TEST_SERVERS": os.environ.get("OTEL_REDIS_TEST_SERVERS", "redis")}
 # The fault-injection and soak tests take most of the suite's time and test the sender, not
 # the encoding: `tests_pure` leaves them to `tests`, which runs them on the compiled path.
-# test_speedups compares the two paths: it has nothing to test on one; test_export_thread tests
+# test_speedups compares the two paths: it has nothing to test on one; test_write_at_once tests
 # what only the fast path does.
 PURE_SKIPS = (
     "--ignore=tests/test_faults.py",
     "--ignore=tests/test_soak.py",
     "--ignore=tests/test_speedups.py",
-    "--ignore=tests/test_export_thread.py",
+    "--ignore=tests/test_write_at_once.py",
     # The read side (reader, CLI, forward, the collector round trip) never takes the write path's
     # fast path: `tests` covers it once, which keeps the whole CI run near its time budget.
     "--ignore=tests/test_reader.py",

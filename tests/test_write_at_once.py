@@ -1,9 +1,11 @@
-"""Where a sync round trip runs: on export()'s own thread while the sender is idle and the server
-answers at once; whatever the server does not answer at once, the sender finishes, each entry
-written once."""
+"""Where a healthy round trip runs: at once, without handing anything to the sender, while the
+sender is idle and the server answers at once (sync mode: on export()'s own thread; async mode:
+in one step of the exporter's loop). Whatever the server does not answer at once, the sender
+finishes, each entry written once."""
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,30 +15,47 @@ import redis
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 
 from otel_redis_exporter import FAST_PATH, RedisLogExporter
-from otel_redis_exporter._write.transport import ThreadSender
+from otel_redis_exporter._write.transport import LoopSender, ThreadSender
 
 from records import make_record
 
-pytestmark = pytest.mark.skipif(not FAST_PATH, reason="export() writes itself on the fast path only")
+pytestmark = pytest.mark.skipif(not FAST_PATH, reason="round trips are made at once on the fast path only")
+
+# Async mode reads the kept connection's replies itself only when hiredis's parser holds none.
+ASYNC_HELD = importlib.util.find_spec("hiredis") is not None
+
+# The thread on which the sender finishes what the server does not answer at once.
+SENDER_THREAD = {"sync": "otel-redis-exporter-sender", "async": "otel-redis-exporter-loop"}
+
+
+@pytest.fixture(autouse=True)
+def _held_in_this_mode(mode: str) -> None:
+    if mode == "async" and not ASYNC_HELD:
+        pytest.skip("async mode makes round trips at once with hiredis's parser only")
 
 
 @pytest.fixture
 def sender_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the threads on which the sender made or finished an attempt."""
     threads: list[str] = []
-    original = ThreadSender._write
+    sync_write, async_write = ThreadSender._write, LoopSender._write
 
-    def recorded(self: ThreadSender, job: Any) -> Any:
+    def sync_recorded(self: ThreadSender, job: Any) -> Any:
         threads.append(threading.current_thread().name)
-        return original(self, job)
+        return sync_write(self, job)
 
-    monkeypatch.setattr(ThreadSender, "_write", recorded)
+    async def async_recorded(self: LoopSender, job: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return await async_write(self, job)
+
+    monkeypatch.setattr(ThreadSender, "_write", sync_recorded)
+    monkeypatch.setattr(LoopSender, "_write", async_recorded)
     return threads
 
 
 def warm(exporter_factory: Callable[..., RedisLogExporter], **options: Any) -> RedisLogExporter:
-    """A sync exporter that has connected (on the exporting thread too)."""
-    exporter = exporter_factory(mode="sync", **options)
+    """An exporter that has connected (in async mode, its first round trip is the sender's)."""
+    exporter = exporter_factory(**options)
     assert exporter.export([make_record("warm-up")]) is LogRecordExportResult.SUCCESS
     return exporter
 
@@ -45,21 +64,26 @@ def pause_writes(redis_client: redis.Redis, milliseconds: int) -> None:
     redis_client.execute_command("CLIENT", "PAUSE", milliseconds, "WRITE")
 
 
-def test_healthy_round_trips_run_on_the_exporting_thread_the_first_one_too(
+def test_healthy_round_trips_never_reach_the_sender(
+    mode: str,
     redis_url: str,
     redis_client: redis.Redis,
     exporter_factory: Callable[..., RedisLogExporter],
     sender_writes: list[str],
 ) -> None:
     exporter = warm(exporter_factory, url=redis_url)
+    first = list(sender_writes)
     for n in range(5):
         assert exporter.export([make_record(f"{n}-{i}") for i in range(100)]) is LogRecordExportResult.SUCCESS
-    assert sender_writes == []
+    # sync mode connects on export()'s thread; async mode connects on the sender's task
+    assert first == ([] if mode == "sync" else [SENDER_THREAD[mode]])
+    assert sender_writes == first
     assert redis_client.xlen("otel:logs") == 501
     assert exporter.stats().exported == 501
 
 
 def test_a_reply_that_comes_late_is_read_by_the_sender_and_written_once(
+    mode: str,
     redis_url: str,
     redis_client: redis.Redis,
     exporter_factory: Callable[..., RedisLogExporter],
@@ -68,10 +92,11 @@ def test_a_reply_that_comes_late_is_read_by_the_sender_and_written_once(
     """The server holds the replies past the hand-off: export() returns, the sender reads the
     replies of the same round trip when they come, and nothing is sent twice."""
     exporter = warm(exporter_factory, url=redis_url)
+    sender_writes.clear()
     pause_writes(redis_client, 600)
     assert exporter.export([make_record(f"late {i}") for i in range(50)]) is LogRecordExportResult.FAILURE
     assert exporter.force_flush(10_000)
-    assert sender_writes == ["otel-redis-exporter-sender"]  # the rest of this round trip
+    assert sender_writes == [SENDER_THREAD[mode]]  # the rest of this round trip
     assert redis_client.xlen("otel:logs") == 51
     stats = exporter.stats()
     assert (stats.exported, stats.dropped_total) == (51, 0)
@@ -90,3 +115,21 @@ def test_a_batch_larger_than_the_socket_takes_at_once_is_sent_whole(
     bodies = [fields["body"] for _, fields in redis_client.xrange("otel:logs")][1:]
     assert bodies == [f"{i} {body}" for i in range(1500)]
     assert exporter.stats().dropped_total == 0
+
+
+def test_a_connection_the_server_closed_meanwhile_is_replaced_without_loss(
+    redis_url: str,
+    redis_client: redis.Redis,
+    exporter_factory: Callable[..., RedisLogExporter],
+) -> None:
+    """The server closes the idle connection kept for the next round trip (as its ``timeout``
+    setting or a failover does): the next batches land once each, on a new connection."""
+    exporter = warm(exporter_factory, url=redis_url)
+    assert redis_client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes") >= 1
+    for n in range(3):
+        exporter.export([make_record(f"{n}-{i}") for i in range(100)])
+    assert exporter.force_flush(10_000)
+    uids = [fields["log.record.uid"] for _, fields in redis_client.xrange("otel:logs")]
+    assert len(uids) == len(set(uids)) == 301
+    stats = exporter.stats()
+    assert (stats.exported, stats.dropped_total) == (301, 0)

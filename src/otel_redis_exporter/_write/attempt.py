@@ -247,7 +247,8 @@ class Replies:
         self.replies: list[Any] = []
         self._pending = b""
         self.broken: BaseException | None = None
-        """What ended the reading early (``read_patiently``), as redis-py would raise it."""
+        """What ended the reading early, as redis-py would raise it."""
+        self._finished: tuple[list[Any], BaseException | None] | None = None
 
     @property
     def done(self) -> bool:
@@ -271,9 +272,15 @@ class Replies:
             return rex.ConnectionError(f"Error while reading from {_host(connection)} : {error.args}")
         return error
 
-    def finish(self, connection: Any, broken: BaseException | None) -> tuple[list[Any], BaseException | None]:
+    def finish(self, connection: Any) -> tuple[list[Any], BaseException | None]:
         """The replies, error replies made into redis-py's exceptions: kept in place, or, for those
-        redis-py raises as connection errors, ending the round trip as its read would."""
+        redis-py raises as connection errors, ending the round trip as its read would; and what
+        broke the connection. The same answer each time it is asked."""
+        if self._finished is None:
+            self._finished = self._made(connection, self.broken)
+        return self._finished
+
+    def _made(self, connection: Any, broken: BaseException | None) -> tuple[list[Any], BaseException | None]:
         replies = self.replies
         if broken is None and self._pending:  # more than was asked for: out of step
             broken = rex.InvalidResponse(f"{len(self._pending)} unexpected bytes after the replies")
@@ -294,6 +301,60 @@ def held_socket(connection: Any) -> socket.socket | None:
     bytes of a TLS socket are not the protocol's)."""
     sock = getattr(connection, "_sock", None)
     return sock if speedups is not None and type(sock) is socket.socket else None
+
+
+def held_transport(connection: Any) -> int | None:
+    """The async twin of ``held_socket``: the file descriptor of a redis.asyncio connection's plain
+    socket when the fast path may send and read on it directly, holding the lock: connected,
+    nothing buffered in either direction, nothing in the parser, so what the socket gives next is
+    the replies to what is sent next."""
+    if speedups is None or connection is None or not reads_at_once_async(connection):
+        return None
+    reader, writer = connection._reader, connection._writer
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.is_closing() or transport.get_write_buffer_size():
+        return None
+    buffered = getattr(reader, "_buffer", None)
+    if transport.get_extra_info("sslcontext") is not None or buffered is None or buffered or reader.at_eof():
+        return None
+    sock = transport.get_extra_info("socket")
+    return None if sock is None else int(sock.fileno())
+
+
+def start_held(connection: Any, data: bytes, count: int, *, heard: Heard, hold_until: float) -> Replies:
+    """The beginning of a round trip on an asyncio connection (ask ``held_transport`` first),
+    without awaiting: ``data`` is sent and the replies read holding the lock until ``hold_until``.
+    What the socket does not take goes to the connection's transport; the replies still to come
+    arrive on its stream (``read_rest_async``)."""
+    fd = held_transport(connection)
+    if fd is None or speedups is None:
+        raise RuntimeError("not a connection the fast path may hold")
+    replies = Replies(speedups, count)
+    try:
+        sent = speedups.send_held(fd, data, 0, _left(hold_until))
+        if sent < len(data):
+            connection._writer.write(memoryview(data)[sent:])
+        else:
+            heard()  # as in send_packed
+        while not replies.done:
+            chunk = speedups.recv_held(fd, READ_SIZE, _left(hold_until))
+            if chunk is None:
+                break
+            replies.feed(chunk)
+            heard()
+    except Exception as error:
+        replies.broken = replies.failure(connection, error)
+    return replies
+
+
+async def read_rest_async(connection: Any, replies: Replies, heard: Heard) -> None:
+    """Read ``replies`` from the connection's stream until done; what broke it ends in ``broken``."""
+    try:
+        while not replies.done and replies.broken is None:
+            replies.feed(await connection._reader.read(READ_SIZE))
+            heard()
+    except Exception as error:
+        replies.broken = replies.failure(connection, error)
 
 
 def send_packed(
@@ -372,7 +433,7 @@ def read_replies_at_once(
         _read_into(replies, connection, heard, hold_until)
     except Exception as error:
         replies.broken = replies.failure(connection, error)
-    return replies.finish(connection, replies.broken)
+    return replies.finish(connection)
 
 
 def read_patiently(connection: Any, count: int, heard: Heard, hold_until: float) -> Replies | None:
@@ -400,14 +461,8 @@ async def read_replies_at_once_async(
     if speedups is None:
         return await read_replies_async(count, connection.read_response, heard)
     replies = Replies(speedups, count)
-    broken: BaseException | None = None
-    try:
-        while not replies.done:
-            replies.feed(await connection._reader.read(READ_SIZE))
-            heard()
-    except Exception as error:
-        broken = replies.failure(connection, error)
-    return replies.finish(connection, broken)
+    await read_rest_async(connection, replies, heard)
+    return replies.finish(connection)
 
 
 def _host(connection: Any) -> str:
@@ -437,6 +492,9 @@ class WriterBase:
 
     _packs_xadds = True
     """Whether ``write`` may send the XADDs packed; False where each command is routed by its key."""
+    _one_round_trip = True
+    """Whether an attempt is one round trip to one server, which ``start`` can begin: not on a
+    Cluster (a round trip per master) or through Sentinel (it may ask the sentinels first)."""
 
     def __init__(self, config: ExporterConfig, *, clock: Clock, heard: Heard) -> None:
         self._config = config

@@ -173,6 +173,8 @@ class SyncClusterWriter(SyncWriter):
 class AsyncClusterWriter(AsyncWriter):
     """The async twin of ``SyncClusterWriter``: the masters' pipelines run concurrently."""
 
+    _one_round_trip = False  # one per master
+
     async def _send_by_key(self, pending: Pending, timeout: float) -> list[Any]:
         deadline = self._clock() + timeout
         nodes = self._pool

@@ -79,7 +79,10 @@ class LoopThread:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(callback)
+                if self.in_loop_thread():
+                    loop.call_soon(callback)  # no wake-up byte for a loop that is awake
+                else:
+                    loop.call_soon_threadsafe(callback)
 
     def stop(self, closer: Callable[[], Coroutine[Any, Any, object]] | None, timeout_s: float) -> bool:
         """Run ``closer()`` on the loop, cancel the rest, stop the loop and join its thread.

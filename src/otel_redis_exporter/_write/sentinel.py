@@ -82,6 +82,8 @@ class SyncSentinelWriter(SyncWriter):
 class AsyncSentinelWriter(AsyncWriter):
     """The async twin of ``SyncSentinelWriter``."""
 
+    _one_round_trip = False  # it asks the sentinels now and then first
+
     def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
         super().__init__(config, pool, clock=clock, heard=heard)
         self._check = _MasterCheck(clock)

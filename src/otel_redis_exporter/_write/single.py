@@ -2,9 +2,11 @@
 
 ``SyncWriter`` runs on the sender thread over a redis-py pool: the whole batch goes out in one
 ``sendall`` and every reply is read back. ``AsyncWriter`` is its twin on redis.asyncio, on the
-exporter's event loop: one round trip per stream key, the keys written concurrently on their own
-connections. The two line up method for method; they differ only where one awaits and where a
-comment says why.
+exporter's event loop. On the fast path over a plain connection both make the round trip the same
+way (``start``, then ``finish`` for what the server does not answer at once), the async twin on a
+connection it keeps for that; otherwise the async twin makes one round trip per stream key, the
+keys written concurrently on their own connections. The two line up method for method; they
+differ only where one awaits and where a comment says why.
 
 A round trip waits for its replies up to the attempt's timeout (the exporter's ``timeout``), so a
 server that stalls for less than that writes every entry once. ``abort()`` ends an attempt that
@@ -39,16 +41,19 @@ from .attempt import (
     WriterBase,
     WriteResult,
     held_socket,
+    held_transport,
     pack,
     read_patiently,
     read_replies,
     read_replies_async,
     read_replies_at_once,
     read_replies_at_once_async,
+    read_rest_async,
     reads_at_once,
     reads_at_once_async,
     send_packed,
     send_rest,
+    start_held,
 )
 
 
@@ -101,10 +106,6 @@ class SyncWriter(WriterBase):
     """Writes through a redis-py connection pool, on the sender thread (and, with ``start``, on
     export()'s)."""
 
-    # Whether an attempt is one round trip to one server, which ``start`` can begin: not on a
-    # Cluster (a round trip per master) or through Sentinel (it may ask the sentinels first).
-    _one_round_trip = True
-
     def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
         super().__init__(config, clock=clock, heard=heard)
         self._pool = pool
@@ -140,6 +141,10 @@ class SyncWriter(WriterBase):
         except Exception as error:
             started.error = error
         return started
+
+    def conclude(self, started: Started) -> WriteResult | None:
+        """``started``'s result when ``start`` saw it answered; None while replies are to come."""
+        return self.finish(started) if started.answered else None
 
     def finish(self, started: Started) -> WriteResult:
         """The rest of ``started``'s attempt (on any thread), within its deadline."""
@@ -260,21 +265,126 @@ class SyncWriter(WriterBase):
 
 
 class AsyncWriter(WriterBase):
-    """The async twin, on redis.asyncio: one round trip per stream key, the keys at once.
+    """The async twin, on redis.asyncio: on the fast path over a plain connection, the sync
+    twin's one round trip; else one round trip per stream key, the keys at once.
 
     It lives on the exporter's event loop. Its ``abort`` is the sender cancelling the attempt.
     """
-
-    _packs_xadds = False  # it splits the commands by key (each key on its own connection)
 
     def __init__(self, config: ExporterConfig, pool: Any, *, clock: Clock, heard: Heard) -> None:
         super().__init__(config, clock=clock, heard=heard)
         self._pool = pool
         self.unanswered = 0
         """Round trips sent whose replies are not all read: what a cancel leaves unconfirmed."""
+        # A connection of the pool kept for ``start``: unlike the sync twin, which takes one from
+        # its pool at once, redis.asyncio's pool is awaited, and ``start`` does not await.
+        self._kept: Any = None
+        self._holdable = True  # until a connection the fast path cannot hold is made
+
+    @property
+    def can_start(self) -> bool:
+        """The twin of ``SyncWriter.can_start``: a connection is kept, plain and in step."""
+        return self._may_keep and held_transport(self._kept) is not None
+
+    def start(
+        self, entries: Mapping[str, Sequence[EntryFields]], timeout: float, patience_s: float
+    ) -> Started:
+        """The twin of ``SyncWriter.start``, on the loop, in one step of it (ask ``can_start``
+        first): the round trip goes out on the kept connection and its replies are read for as
+        long as a healthy server needs (``HOLD_S``) without letting go of the interpreter lock.
+        Unlike the sync twin it never waits on the socket (``patience_s`` is not used): what the
+        socket does not take at once goes to the connection's transport, and ``finish`` awaits
+        the rest of the replies."""
+        deadline = self._clock() + timeout
+        positions, commands = self._xadds(entries)
+        connection, self._kept = self._kept, None
+        wait_ms = self._wait_ms(timeout)
+        data = b"".join(pack(connection, part) for part in (commands, self._wait(wait_ms)) if part)
+        count = len(commands) + (wait_ms is not None)
+        hold_until = time.monotonic() + HOLD_S
+        flight = InFlight(self._pool, connection, count, wait_ms, hold_until)
+        self.unanswered += 1
+        flight.replies = start_held(connection, data, count, heard=self._heard, hold_until=hold_until)
+        return Started(entries, positions, deadline, flight)
+
+    def conclude(self, started: Started) -> WriteResult | None:
+        """The twin of ``SyncWriter.conclude``, without awaiting: None also when the connection
+        broke, since closing it is awaited (``finish``)."""
+        flight = started.flight
+        if flight is None or flight.replies is None or not flight.answered:
+            return None
+        replies, broken = flight.replies.finish(flight.connection)
+        if broken is not None:
+            return None
+        self.unanswered -= 1
+        self._kept = flight.connection
+        return self._outcome(started.positions, self._confirmed(replies, flight.wait_ms))
+
+    async def finish(self, started: Started) -> WriteResult:
+        """The twin of ``SyncWriter.finish``: the rest of the replies, within the deadline."""
+        flight = started.flight
+        if flight is None or flight.replies is None:  # (start always sends, or says why it failed)
+            raise RuntimeError("finish() of an attempt start() did not begin")
+        replies = flight.replies
+        try:
+            if not flight.answered:
+                left = max(started.deadline - self._clock(), 0.0)
+                await asyncio.wait_for(read_rest_async(flight.connection, replies, self._heard), left)
+        except asyncio.TimeoutError:
+            replies.broken = replies.failure(flight.connection, TimeoutError())
+        except BaseException:
+            await self._drop(flight.connection)
+            raise
+        finally:
+            self.unanswered -= 1
+        read, broken = replies.finish(flight.connection)
+        if broken is None:
+            self._kept = flight.connection
+        else:
+            await self._drop(flight.connection)
+        return self._outcome(started.positions, self._confirmed(read, flight.wait_ms))
+
+    @property
+    def _may_keep(self) -> bool:
+        """Whether ``start`` may make the round trips, once a connection is kept for it."""
+        return self._one_round_trip and self._index is None and speedups is not None and self._holdable
+
+    async def _keep_connection(self) -> None:
+        """Keep a connection of the pool for ``start``, in place of one the server closed. A
+        connection the fast path cannot hold (TLS; redis-py's pure-Python parser) goes back, and
+        no other is asked for."""
+        if self._kept is not None:
+            kept, self._kept = self._kept, None
+            await self._drop(kept)
+        connection = await self._pool.get_connection()
+        if held_transport(connection) is None:
+            self._holdable = False
+            await self._pool.release(connection)
+        else:
+            self._kept = connection
+
+    async def _drop(self, connection: Any) -> None:
+        """Close a connection that is out of step and give it back to the pool."""
+        try:
+            await connection.disconnect()
+        finally:
+            await self._pool.release(connection)
 
     async def write(self, entries: Mapping[str, Sequence[EntryFields]], timeout: float) -> WriteResult:
-        """One attempt at ``entries`` (stream key -> entries) within ``timeout`` seconds."""
+        """One attempt at ``entries`` (stream key -> entries) within ``timeout`` seconds: the
+        round trip ``start`` makes on the connection kept for it when it can, as the sync twin
+        does on the fast path; else one round trip per stream key, the keys at once."""
+        if self._may_keep and held_transport(self._kept) is None:
+            try:
+                await asyncio.wait_for(self._keep_connection(), timeout)
+            except Exception as error:  # nothing was sent: the connection did not open
+                if isinstance(error, asyncio.TimeoutError):
+                    error = rex.TimeoutError("Timeout connecting to server")
+                return self._outcome(self._layout(entries)[1], [error] * sum(map(len, entries.values())))
+        if self.can_start:
+            started = self.start(entries, timeout, timeout)
+            result = self.conclude(started)
+            return result if result is not None else await self.finish(started)
         deadline = self._clock() + timeout
         pending = self._pending(entries)
         # Unlike the sync twin, no try: _send_by_key hands back each key's failure in its replies.
@@ -351,4 +461,5 @@ class AsyncWriter(WriterBase):
             await pool.release(connection)
 
     async def close(self) -> None:
+        self._kept = None  # the pool closes every connection, those in use too
         await self._pool.disconnect()

@@ -4,9 +4,11 @@
 task on the exporter's own event-loop thread on redis.asyncio. They are twins over
 ``SenderBase``, which does everything but I/O, and line up method for method:
 
-* ``submit`` queues one export's entries and wakes the sender (started on first use); in sync
-  mode, while the sender is idle, export()'s own thread begins the round trip instead
-  (``ThreadSender._write_here``) and hands the sender only what the server does not answer at once;
+* ``submit`` queues one export's entries and wakes the sender (started on first use). While the
+  sender is idle and the connection just worked, the round trip is made at once instead, without
+  letting go of the interpreter lock while a healthy server answers (``_write_here``): in sync
+  mode on export()'s own thread, in async mode in one step of the loop; only what the server does
+  not answer at once goes to the sender;
 * ``_run`` takes a round trip, makes one attempt, books it, and after a failure waits a backoff
   capped below a second, so the queue drains as soon as the server answers, with no new export;
 * ``close`` drains the queue while the server takes it and gives up once it has taken nothing
@@ -60,8 +62,22 @@ def async_writer(config: ExporterConfig, pool: Any, *, clock: Clock, heard: Hear
     return kind(config, pool, clock=clock, heard=heard)
 
 
+@dataclass(slots=True)
+class _Job:
+    """A round trip for the sender: one to make, one export()'s thread began and left to finish
+    (``started``), or one it made that did not write everything (``result``), to book."""
+
+    trip: Trip
+    at: float
+    started: Started | None = None
+    result: WriteResult | None = None
+
+
 class SenderBase:
     """Everything the twins share: the queue, timeouts, backoff and what they log."""
+
+    _work: threading.Event | asyncio.Event  # set: there is a job for the sender
+    _handed: _Job | None  # a round trip begun by _write_here, for the sender to end
 
     def __init__(
         self,
@@ -92,6 +108,39 @@ class SenderBase:
         """Queue one export's entries and make sure the sender runs."""
         self._start()
         return self._delivery.submit(entries)
+
+    def _writer_now(self) -> SyncWriter | AsyncWriter:
+        """The writer, made on first use."""
+        raise NotImplementedError
+
+    def _write_here(self) -> bool:
+        """Make the next round trip right here (export()'s thread in sync mode, a plain step of
+        the loop in async mode) if the sender is idle and the connection just worked; True if it
+        did. A round trip the server answers at once is booked here; the rest of one it does not
+        answer at once, and any failure, go to the sender as a job (``_handed``)."""
+        try:
+            writer = self._writer_now()
+        except Exception:  # the sender meets the same error, and says so
+            return False
+        if not writer.can_start:
+            return False
+        trip = self._delivery.take_now()
+        if trip is None:
+            return False
+        job = _Job(trip, self._clock())
+        try:
+            job.started = writer.start(trip.entries, self._attempt_timeout(), self._delivery.quiet_s)
+            job.result = writer.conclude(job.started)
+        except Exception as error:  # a bug, not Redis: the sender keeps the entries
+            logger.exception("Unexpected error while writing log records to Redis")
+            job.result = WriteResult(count=trip.count, reason=str(error), error_type="internal")
+        if job.result is not None and job.result.ok:
+            self._booked(trip, job.result, job.at)
+        else:
+            self._handed = job
+            self._start()
+            self._work.set()
+        return True
 
     def _attempt_timeout(self) -> float:
         """The exporter's timeout, and never past the close deadline."""
@@ -148,17 +197,6 @@ class SenderBase:
             )
 
 
-@dataclass(slots=True)
-class _Job:
-    """A round trip for the sender: one to make, one export()'s thread began and left to finish
-    (``started``), or one it made that did not write everything (``result``), to book."""
-
-    trip: Trip
-    at: float
-    started: Started | None = None
-    result: WriteResult | None = None
-
-
 class ThreadSender(SenderBase):
     """Sync mode: a daemon thread writes through redis-py."""
 
@@ -168,48 +206,20 @@ class ThreadSender(SenderBase):
         self._start_lock = threading.Lock()
         self._work = threading.Event()
         self._delivery.wake = self._work.set
-        self._handed: _Job | None = None  # from export()'s thread (_write_here)
+        self._handed = None  # from export()'s thread (_write_here)
 
     def submit(self, entries: Entries) -> Ticket:
         """Queue one export's entries, and write them from this thread while the sender is idle.
 
-        Unlike the async twin: a round trip that starts and ends on export()'s thread hands
-        nothing between threads, and each hand-over waits for the interpreter lock (up to the
-        switch interval, 5 ms, while the application logs flat out): in flat-out logging that
-        wait, not Redis, is what made the SDK's queue overflow."""
-        self._start()
+        Unlike the async twin (its connections are its loop's): a round trip that starts and
+        ends on export()'s thread hands nothing between threads, and each hand-over waits for the
+        interpreter lock (up to the switch interval, 5 ms, while the application logs flat out):
+        in flat-out logging that wait, not Redis, is what made the SDK's queue overflow."""
         ticket = self._delivery.submit(entries, wake=False)
         if not self._write_here():
+            self._start()
             self._delivery.wake()
         return ticket
-
-    def _write_here(self) -> bool:
-        """Make the next round trip on this thread if the sender is idle and the connection just
-        worked; True if it did. A round trip the server answers without a pause of the hand-off's
-        length is booked here; the rest of one that pauses, and any failure, go to the sender."""
-        try:
-            writer = self._writer_now()
-        except Exception:  # the sender meets the same error, and says so
-            return False
-        if not writer.can_start:
-            return False
-        trip = self._delivery.take_now()
-        if trip is None:
-            return False
-        job = _Job(trip, self._clock())
-        try:
-            job.started = writer.start(trip.entries, self._attempt_timeout(), self._delivery.quiet_s)
-            if job.started.answered:
-                job.result = writer.finish(job.started)
-        except Exception as error:  # a bug, not Redis: the sender keeps the entries
-            logger.exception("Unexpected error while writing log records to Redis")
-            job.result = WriteResult(count=trip.count, reason=str(error), error_type="internal")
-        if job.result is not None and job.result.ok:
-            self._booked(trip, job.result, job.at)
-        else:
-            self._handed = job
-            self._work.set()
-        return True
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -282,8 +292,9 @@ class ThreadSender(SenderBase):
         deadline = self._clock() + timeout_s
         self._delivery.begin_close(deadline)
         thread = self._thread
-        if thread is None:
+        if thread is None:  # every round trip was made at once, or none
             self._gave_up()
+            self._close_writer()
             return True
         while thread.is_alive():
             now, give_up_at = self._clock(), self._delivery.give_up_at()
@@ -306,12 +317,15 @@ class ThreadSender(SenderBase):
 class LoopSender(SenderBase):
     """Async mode: a task on the exporter's event-loop thread writes through redis.asyncio."""
 
+    _work: asyncio.Event
+
     def _setup(self) -> None:
         self._writer: AsyncWriter | None = None
         self._loop = LoopThread()
         self._run_future: concurrent.futures.Future[None] | None = None
         self._start_lock = threading.Lock()
         self._work = asyncio.Event()
+        self._handed = None  # from a step of the loop (_write_here)
         self._attempt: asyncio.Future[WriteResult] | None = None
         self._aborted: bool | None = None  # set by _abort: whether the round trip had sent anything
         self._delivery.wake = self._wake
@@ -324,53 +338,73 @@ class LoopSender(SenderBase):
                 self._run_future = asyncio.run_coroutine_threadsafe(self._run(), self._loop.loop)
 
     def _wake(self) -> None:
-        # Called from export()'s thread: asyncio events are set on their own loop only.
-        self._loop.call_soon(self._work.set)
+        # From export()'s thread or the loop: asyncio's work is done on its own loop only.
+        self._loop.call_soon(self._woken)
+
+    def _woken(self) -> None:
+        """On the loop: the twin of ``ThreadSender.submit``'s ``_write_here``. Unlike the sync twin
+        the round trip stays on the loop (redis.asyncio's connections are the loop's), but in one
+        step of it, with no task to switch to: each step lets go of the interpreter lock while it
+        polls, and taking it back waits for a busy application thread, up to 5 ms each time."""
+        if self._delivery.closing or not self._write_here():
+            self._work.set()
 
     async def _run(self) -> None:
         with instrumentation_suppressed():
             try:
-                while (trip := await self._next_trip()) is not None:
-                    started = self._clock()
-                    delay = self._booked(trip, await self._write(trip), started)
+                while (job := await self._next_job()) is not None:
+                    result = job.result if job.result is not None else await self._write(job)
+                    delay = self._booked(job.trip, result, job.at)
                     if delay:
                         await asyncio.sleep(delay)
             finally:
                 self._gave_up()
                 await self._close_writer()
 
-    async def _next_trip(self) -> Trip | None:
-        """The async twin of ``ThreadSender._next_trip``."""
+    async def _next_job(self) -> _Job | None:
+        """The async twin of ``ThreadSender._next_job``."""
         while not self._stop_now():
+            job, self._handed = self._handed, None
+            if job is not None:
+                return job
             trip = self._delivery.take()
             if trip is not None:
-                return trip
+                return _Job(trip, self._clock())
             if self._delivery.closing:
-                return None
+                return None  # (unlike the sync twin's, a round trip _write_here began is handed by now)
             await self._work.wait()
             self._work.clear()
         return None
 
-    async def _write(self, trip: Trip) -> WriteResult:
+    def _writer_now(self) -> AsyncWriter:
+        """The twin of ``ThreadSender._writer_now``, on the loop only (no lock)."""
+        if self._writer is None:
+            pool = self._pool_factory(self._config)
+            self._writer = async_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
+        return self._writer
+
+    async def _write(self, job: _Job) -> WriteResult:
         try:
-            if self._writer is None:
-                pool = self._pool_factory(self._config)
-                self._writer = async_writer(self._config, pool, clock=self._clock, heard=self._delivery.heard)
+            writer = self._writer_now()
+            if job.started is not None:
+                attempt = writer.finish(job.started)
+            else:
+                attempt = writer.write(job.trip.entries, self._attempt_timeout())
             # A task of its own, unlike the sync twin: close() cuts it short by cancelling it.
-            self._attempt = asyncio.ensure_future(self._writer.write(trip.entries, self._attempt_timeout()))
+            self._attempt = asyncio.ensure_future(attempt)
             return await self._attempt
         except asyncio.CancelledError:
             if self._aborted is None:
                 raise
             return WriteResult(
-                count=trip.count,
-                unconfirmed=set(range(trip.count)) if self._aborted else set(),
+                count=job.trip.count,
+                unconfirmed=set(range(job.trip.count)) if self._aborted else set(),
                 reason="shutdown ended the round trip before the server answered",
                 error_type="shutdown",
             )
         except Exception as error:  # a bug, not Redis: keep the entries and keep the sender alive
             logger.exception("Unexpected error while writing log records to Redis")
-            return WriteResult(count=trip.count, reason=str(error), error_type="internal")
+            return WriteResult(count=job.trip.count, reason=str(error), error_type="internal")
         finally:
             self._attempt = None
 
