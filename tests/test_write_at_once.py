@@ -5,7 +5,6 @@ finishes, each entry written once."""
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 from opentelemetry.sdk._logs.export import LogRecordExportResult
+from redis.utils import HIREDIS_AVAILABLE
 
 from otel_redis_exporter import FAST_PATH, RedisLogExporter
 from otel_redis_exporter._write.transport import LoopSender, ThreadSender
@@ -22,7 +22,7 @@ from records import make_record
 pytestmark = pytest.mark.skipif(not FAST_PATH, reason="round trips are made at once on the fast path only")
 
 # Async mode reads the kept connection's replies itself only when hiredis's parser holds none.
-ASYNC_HELD = importlib.util.find_spec("hiredis") is not None
+ASYNC_HELD = HIREDIS_AVAILABLE
 
 # The thread on which the sender finishes what the server does not answer at once.
 SENDER_THREAD = {"sync": "otel-redis-exporter-sender", "async": "otel-redis-exporter-loop"}

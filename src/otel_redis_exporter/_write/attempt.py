@@ -28,8 +28,10 @@ from itertools import chain
 from typing import Any
 
 from redis import exceptions as rex
+from redis.asyncio import SSLConnection
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import ResponseError
+from redis.utils import HIREDIS_AVAILABLE
 
 from .._config import ExporterConfig
 from .._errors import NotReplicatedError, Outcome, classify, describe, error_type, maybe_landed
@@ -301,6 +303,18 @@ def held_socket(connection: Any) -> socket.socket | None:
     bytes of a TLS socket are not the protocol's)."""
     sock = getattr(connection, "_sock", None)
     return sock if speedups is not None and type(sock) is socket.socket else None
+
+
+def may_hold(pool: Any) -> bool:
+    """Whether ``held_transport`` can accept connections of a redis.asyncio ``pool`` at all:
+    plain ones (not TLS), read by hiredis's parser (``reads_at_once_async``)."""
+    connection_class = getattr(pool, "connection_class", None)
+    return (
+        speedups is not None
+        and HIREDIS_AVAILABLE
+        and isinstance(connection_class, type)
+        and not issubclass(connection_class, SSLConnection)
+    )
 
 
 def held_transport(connection: Any) -> int | None:

@@ -42,6 +42,7 @@ from .attempt import (
     WriteResult,
     held_socket,
     held_transport,
+    may_hold,
     pack,
     read_patiently,
     read_replies,
@@ -279,7 +280,7 @@ class AsyncWriter(WriterBase):
         # A connection of the pool kept for ``start``: unlike the sync twin, which takes one from
         # its pool at once, redis.asyncio's pool is awaited, and ``start`` does not await.
         self._kept: Any = None
-        self._holdable = True  # until a connection the fast path cannot hold is made
+        self._holdable = may_hold(pool)  # (and until a connection it cannot hold is made)
 
     @property
     def can_start(self) -> bool:
