@@ -34,6 +34,7 @@ from otel_redis_exporter._write.attempt import (
     reads_at_once,
     xadd_commands,
 )
+from otel_redis_exporter._write.delivery import Parcel, Ticket
 
 from servers import ServerProcess, server_binary
 from workload import batches, make_records
@@ -57,6 +58,8 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
                 kept, time.time_ns()
             )
             t2 = time.perf_counter()
+            Parcel(entries, Ticket(len(kept)))
+            t2q = time.perf_counter()
             now_ms = time.time_ns() // 1_000_000
             # The fast path packs straight from the fields; the pure one builds the tuples first.
             commands: Any = None if FAST_PATH else xadd_commands(entries, config, now_ms)
@@ -78,7 +81,7 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
             outcome(range(count), replies)
             t6 = time.perf_counter()
             for name, seconds in zip(
-                STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True
+                STAGES, (t1 - t0, t2 - t1, t2q - t2, t3 - t2q, t4 - t3, t5 - t4, t6 - t5), strict=True
             ):
                 times[name] += seconds
         for name, seconds in times.items():
@@ -97,6 +100,7 @@ def stage_split(exporter: RedisLogExporter, work: list[Any], records: int, repea
 STAGES = (
     "filter own records (exporter)",
     "encode: record -> fields (C when compiled)",
+    "queue: entry sizes for its bounds (C too)",
     "commands: fields -> XADD tuples (pure path)",
     "pack: one RESP buffer (C from the fields)",
     "round trip: send, server, read replies",

@@ -32,7 +32,7 @@ from otel_redis_exporter._encode.compiled import COMPILED, noting_fallbacks
 from otel_redis_exporter._encode.flat import BatchEncoder
 from otel_redis_exporter._fast import speedups
 from otel_redis_exporter._keys import StreamKeyTemplate
-from otel_redis_exporter._write import attempt
+from otel_redis_exporter._write import attempt, delivery
 from otel_redis_exporter._write.attempt import (
     Packed,
     pack_xadds,
@@ -142,6 +142,49 @@ def test_a_str_subclass_packs_as_its_text() -> None:
 
     commands: list[tuple[str | bytes, ...]] = [("XADD", "k", "*", "f", Loud("value\u00e9"))]
     assert fast().pack_commands(commands) == reference_pack(commands)
+
+
+# --- queue sizes -----------------------------------------------------------------------------
+
+
+@given(entries=entry_maps)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_entry_sizes_are_the_pure_sizes(entries: dict[str, list[dict[str, str | bytes]]]) -> None:
+    """Each queued entry weighs what the pure path says: characters of str, bytes of bytes."""
+    items = [(key, fields) for key, group in entries.items() for fields in group]
+    pure = [delivery.entry_size(fields) for _, fields in items]
+    assert fast().entry_sizes(items, delivery.ENTRY_OVERHEAD_BYTES) == pure
+    assert delivery.entry_sizes(items) == pure
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"f": 1}, {2: "v"}, {"f": bytearray(b"xy")}],
+    ids=["int value", "int name", "bytearray"],
+)
+def test_an_entry_the_fast_path_does_not_measure_is_measured_the_pure_way(fields: dict[Any, Any]) -> None:
+    """entry_sizes refuses what is not exact str or bytes (its len() could run Python code); the
+    queue then measures it the pure way, or raises what the pure way raises."""
+    with pytest.raises(TypeError):
+        fast().entry_sizes([("k", fields)], 0)
+    try:
+        pure = [delivery.entry_size(fields)]
+    except TypeError:
+        with pytest.raises(TypeError):
+            delivery.entry_sizes([("k", fields)])
+    else:
+        assert delivery.entry_sizes([("k", fields)]) == pure
+
+
+def test_a_str_subclass_is_measured_by_its_own_len() -> None:
+    """A str subclass may say its own length: the queue asks it, as the pure path does."""
+
+    class Long(str):
+        def __len__(self) -> int:
+            return 1_000
+
+    items = [("k", {"f": Long("v")})]
+    assert delivery.entry_sizes(items) == [delivery.ENTRY_OVERHEAD_BYTES + 1 + 1_000]
 
 
 # --- replies ---------------------------------------------------------------------------------
@@ -276,7 +319,8 @@ def growth(work: Callable[[], None]) -> tuple[int, int]:
 
 
 def test_packing_and_parsing_100000_records_leaks_nothing() -> None:
-    """100,000 entries packed and their replies parsed (errors too) leave no bytes or objects behind."""
+    """100,000 entries packed, measured and their replies parsed (errors too) leave no bytes or
+    objects behind."""
     entries = {
         "logs": [
             {"v": "1", "body": f"record {n} caf\u00e9", "payload": b"\x00\xff" * (n % 7)}
@@ -292,6 +336,9 @@ def test_packing_and_parsing_100000_records_leaks_nothing() -> None:
     def work() -> None:
         for _ in range(RECORDS // BATCH):
             fast().pack_xadds(entries, trim)
+            fast().entry_sizes([("logs", fields) for fields in entries["logs"]], 64)
+            with pytest.raises(TypeError):
+                fast().entry_sizes([("logs", {"f": 1})], 64)
             fast().pack_commands([("XADD", "logs", *trim, "*", "f", "v")] * 10)
             fast().parse_replies(replies, 0, BATCH)
             with pytest.raises(ValueError, match="protocol error"):

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .._fast import speedups
 from .._metrics import ExporterMetrics
 from .._types import Entries, EntryFields
 from .attempt import WriteResult
@@ -48,6 +49,17 @@ Item = tuple[str, EntryFields]
 def entry_size(fields: EntryFields) -> int:
     """Approximate bytes an entry takes in the queue and on the wire."""
     return ENTRY_OVERHEAD_BYTES + sum(map(len, fields)) + sum(map(len, fields.values()))
+
+
+def entry_sizes(items: list[Item]) -> list[int]:
+    """``entry_size`` of each item's fields; in one call on the fast path, which measures exact
+    str and bytes only (anything else is measured here)."""
+    if speedups is not None:
+        try:
+            return speedups.entry_sizes(items, ENTRY_OVERHEAD_BYTES)
+        except TypeError:
+            pass
+    return [entry_size(fields) for _, fields in items]
 
 
 def _severity(fields: EntryFields) -> int:
@@ -82,7 +94,7 @@ class Parcel:
 
     def __init__(self, entries: Entries, ticket: Ticket) -> None:
         self.items: list[Item | None] = [(key, fields) for key, group in entries.items() for fields in group]
-        self.sizes = [entry_size(fields) for _, fields in self.items]  # type: ignore[misc]
+        self.sizes = entry_sizes(self.items)  # type: ignore[arg-type]  # no None yet
         self.size = sum(self.sizes)
         self.live = len(self.items)
         self.ticket = ticket
