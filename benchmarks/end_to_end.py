@@ -6,7 +6,9 @@ dropped (logged minus handed to the exporter after the final flush), the process
 memory, and how long each export call took. The logging loop is bounded by ``--records`` and by
 ``--max-seconds``.
 
-Exporters: ``null`` (does nothing, the reference), ``sync`` and ``async`` (``RedisLogExporter``).
+Exporters: ``null`` (does nothing, the reference), ``sync`` and ``async`` (``RedisLogExporter``),
+and ``encode``, which encodes each batch as ``RedisLogExporter`` does and writes nothing: what
+reading the records costs the application, the floor of any exporter that sends them.
 """
 
 from __future__ import annotations
@@ -44,6 +46,27 @@ class NullExporter(LogRecordExporter):
 
     def shutdown(self) -> None:
         pass
+
+
+class EncodeOnly(NullExporter):
+    """Encodes each batch into its stream entries, as the exporter does, and drops them."""
+
+    def __init__(self, stream: str) -> None:
+        from otel_redis_exporter._config import resolve_config  # noqa: PLC0415
+        from otel_redis_exporter._context import is_own  # noqa: PLC0415
+        from otel_redis_exporter._encode.select import batch_encoder  # noqa: PLC0415
+        from otel_redis_exporter._keys import StreamKeyTemplate  # noqa: PLC0415
+        from otel_redis_exporter.exporter import _new_uid_prefix  # noqa: PLC0415
+
+        config = resolve_config(stream=stream)
+        self.encode = batch_encoder(config, StreamKeyTemplate.parse(config.stream))
+        self.is_own = is_own
+        self.uid_prefix = _new_uid_prefix
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        records = [record for record in batch if not self.is_own(record)]
+        self.encode(records, time.time_ns(), self.uid_prefix())
+        return LogRecordExportResult.SUCCESS
 
 
 class Measured(LogRecordExporter):
@@ -101,7 +124,7 @@ def count_socket_calls() -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--exporter", choices=("null", "sync", "async"), required=True)
+    parser.add_argument("--exporter", choices=("null", "encode", "sync", "async"), required=True)
     parser.add_argument("--url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--stream", default="bench:e2e")
     parser.add_argument("--records", type=int, default=100_000)
@@ -115,6 +138,8 @@ def main() -> None:
 
     if args.exporter == "null":
         inner: LogRecordExporter = NullExporter()
+    elif args.exporter == "encode":
+        inner = EncodeOnly(args.stream)
     else:
         from otel_redis_exporter import RedisLogExporter  # noqa: PLC0415
 
