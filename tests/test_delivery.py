@@ -134,6 +134,23 @@ def test_failed_entries_go_back_to_the_front_in_order() -> None:
     assert (ticket.open, ticket.dropped) == (0, 0)
 
 
+def test_an_export_over_several_streams_is_settled_by_position() -> None:
+    """Replies come key by key, entry by entry: position 1 is the second entry of the first
+    stream, position 2 the first of the second. What was not written goes back alone."""
+    queue = delivery()
+    ticket = queue.submit({**entries("a1", "a2", key="otel:a"), **entries("b1", key="otel:b")})
+    trip = queue.take()
+    assert trip is not None
+    assert {key: [fields["body"] for fields in group] for key, group in trip.entries.items()} == {
+        "otel:a": ["a1", "a2"],
+        "otel:b": ["b1"],
+    }
+    queue.settle(trip, WriteResult(count=3, entry_ids={0: "1-0", 2: "1-1"}, reason="lost"))
+    assert ticket.open == 1
+    assert bodies(queue) == ["a2"]
+    assert (ticket.open, ticket.dropped) == (0, 0)
+
+
 def test_refused_entries_are_dropped_and_counted_by_error_type() -> None:
     """A WRONGTYPE refusal settles the entry as dropped; the ticket is not ok."""
     queue = delivery()

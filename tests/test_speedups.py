@@ -150,30 +150,29 @@ def test_a_str_subclass_packs_as_its_text() -> None:
 @given(entries=entry_maps)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_entry_sizes_are_the_pure_sizes(entries: dict[str, list[dict[str, str | bytes]]]) -> None:
-    """Each queued entry weighs what the pure path says: characters of str, bytes of bytes."""
-    items = [(key, fields) for key, group in entries.items() for fields in group]
-    pure = [delivery.entry_size(fields) for _, fields in items]
-    assert fast().entry_sizes(items, delivery.ENTRY_OVERHEAD_BYTES) == pure
-    assert delivery.entry_sizes(items) == pure
+    """Each queued entry weighs what the pure path says, in order: characters of str, bytes of bytes."""
+    pure = [delivery.entry_size(fields) for group in entries.values() for fields in group]
+    assert fast().entry_sizes(entries, delivery.ENTRY_OVERHEAD_BYTES) == pure
+    assert delivery.entry_sizes(entries) == pure
 
 
 @pytest.mark.parametrize(
-    "fields",
-    [{"f": 1}, {2: "v"}, {"f": bytearray(b"xy")}],
-    ids=["int value", "int name", "bytearray"],
+    "entries",
+    [{"k": [{"f": 1}]}, {"k": [{2: "v"}]}, {"k": [{"f": bytearray(b"xy")}]}, {"k": ({"f": "v"},)}],
+    ids=["int value", "int name", "bytearray", "tuple of entries"],
 )
-def test_an_entry_the_fast_path_does_not_measure_is_measured_the_pure_way(fields: dict[Any, Any]) -> None:
-    """entry_sizes refuses what is not exact str or bytes (its len() could run Python code); the
-    queue then measures it the pure way, or raises what the pure way raises."""
+def test_an_entry_the_fast_path_does_not_measure_is_measured_the_pure_way(entries: dict[str, Any]) -> None:
+    """entry_sizes refuses what is not an exact list of dicts of str or bytes (len() could run
+    Python code); the queue then measures it the pure way, or raises what the pure way raises."""
     with pytest.raises(TypeError):
-        fast().entry_sizes([("k", fields)], 0)
+        fast().entry_sizes(entries, 0)
     try:
-        pure = [delivery.entry_size(fields)]
+        pure = [delivery.entry_size(fields) for group in entries.values() for fields in group]
     except TypeError:
         with pytest.raises(TypeError):
-            delivery.entry_sizes([("k", fields)])
+            delivery.entry_sizes(entries)
     else:
-        assert delivery.entry_sizes([("k", fields)]) == pure
+        assert delivery.entry_sizes(entries) == pure
 
 
 def test_a_str_subclass_is_measured_by_its_own_len() -> None:
@@ -183,8 +182,7 @@ def test_a_str_subclass_is_measured_by_its_own_len() -> None:
         def __len__(self) -> int:
             return 1_000
 
-    items = [("k", {"f": Long("v")})]
-    assert delivery.entry_sizes(items) == [delivery.ENTRY_OVERHEAD_BYTES + 1 + 1_000]
+    assert delivery.entry_sizes({"k": [{"f": Long("v")}]}) == [delivery.ENTRY_OVERHEAD_BYTES + 1 + 1_000]
 
 
 # --- replies ---------------------------------------------------------------------------------
@@ -336,9 +334,9 @@ def test_packing_and_parsing_100000_records_leaks_nothing() -> None:
     def work() -> None:
         for _ in range(RECORDS // BATCH):
             fast().pack_xadds(entries, trim)
-            fast().entry_sizes([("logs", fields) for fields in entries["logs"]], 64)
+            fast().entry_sizes(entries, 64)
             with pytest.raises(TypeError):
-                fast().entry_sizes([("logs", {"f": 1})], 64)
+                fast().entry_sizes({"logs": [{"f": 1}]}, 64)
             fast().pack_commands([("XADD", "logs", *trim, "*", "f", "v")] * 10)
             fast().parse_replies(replies, 0, BATCH)
             with pytest.raises(ValueError, match="protocol error"):

@@ -12,9 +12,9 @@
  * pack_xadds(entries, trim)      -> bytes   stream key -> list of field dicts, one XADD each
  * encode_flat(types, records, now_ns, uid_prefix, limit, budget, out, tails, tail, fallback)
  *     -> None; see "Encoding SDK log records" below
- * entry_sizes(items, overhead)   -> list[int]
- *     for each (key, fields) item: overhead + the length of every field name and value
- *     (``delivery.entry_size``: characters of a str, bytes of a bytes)
+ * entry_sizes(entries, overhead) -> list[int]
+ *     for each entry (stream key -> list of field dicts, in order): overhead + the length of
+ *     every field name and value (``delivery.entry_size``: characters of a str, bytes of bytes)
  * parse_replies(data, offset, limit) -> (replies, offset)
  *     up to ``limit`` whole RESP2 replies from ``data[offset:]``; bulk and simple strings are
  *     bytes, integers int, nil None, arrays lists, and error replies str (without the '-').
@@ -201,19 +201,16 @@ text_length(PyObject *text)
 }
 
 static Py_ssize_t
-one_entry_size(PyObject *item, Py_ssize_t overhead)
+one_entry_size(PyObject *fields, Py_ssize_t overhead)
 {
-    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 ||
-        !PyDict_CheckExact(PyTuple_GET_ITEM(item, 1))) {
-        PyErr_SetString(PyExc_TypeError, "an item is a (key, fields dict) tuple");
+    if (!PyDict_CheckExact(fields)) {
+        PyErr_Format(PyExc_TypeError, "entry of type %.100s is not a dict", Py_TYPE(fields)->tp_name);
         return -1;
     }
-    PyObject *fields = PyTuple_GET_ITEM(item, 1);
     Py_ssize_t size = overhead;
     Py_ssize_t position = 0;
     PyObject *field;
     PyObject *value;
-    /* Only exact str and bytes are read, so no Python code runs while the dict is walked. */
     while (PyDict_Next(fields, &position, &field, &value)) {
         Py_ssize_t name_len = text_length(field);
         Py_ssize_t value_len = name_len < 0 ? -1 : text_length(value);
@@ -225,34 +222,48 @@ one_entry_size(PyObject *item, Py_ssize_t overhead)
     return size;
 }
 
+/* Only exact dicts, lists, str and bytes are read, and no Python code runs while they are: none
+ * of them can change under us. */
 static PyObject *
 entry_sizes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyList_CheckExact(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "entry_sizes(items: list, overhead: int)");
+    if (nargs != 2 || !PyDict_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "entry_sizes(entries: dict, overhead: int)");
         return NULL;
     }
     Py_ssize_t overhead = PyLong_AsSsize_t(args[1]);
     if (overhead == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    /* A new reference: the items (a list) cannot change under us while they are measured. */
-    PyObject *items = PySequence_Tuple(args[0]);
-    if (items == NULL) {
+    PyObject *entries = args[0];
+    Py_ssize_t count = 0;
+    Py_ssize_t position = 0;
+    PyObject *key;
+    PyObject *group;
+    while (PyDict_Next(entries, &position, &key, &group)) {
+        if (!PyList_CheckExact(group)) {
+            PyErr_Format(PyExc_TypeError, "group of type %.100s is not a list", Py_TYPE(group)->tp_name);
+            return NULL;
+        }
+        count += PyList_GET_SIZE(group);
+    }
+    PyObject *sizes = PyList_New(count);
+    if (sizes == NULL) {
         return NULL;
     }
-    Py_ssize_t count = PyTuple_GET_SIZE(items);
-    PyObject *sizes = PyList_New(count);
-    for (Py_ssize_t i = 0; sizes != NULL && i < count; i++) {
-        Py_ssize_t size = one_entry_size(PyTuple_GET_ITEM(items, i), overhead);
-        PyObject *number = size < 0 ? NULL : PyLong_FromSsize_t(size);
-        if (number == NULL) {
-            Py_CLEAR(sizes);
-            break;
+    Py_ssize_t at = 0;
+    position = 0;
+    while (PyDict_Next(entries, &position, &key, &group)) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(group); i++) {
+            Py_ssize_t size = one_entry_size(PyList_GET_ITEM(group, i), overhead);
+            PyObject *number = size < 0 ? NULL : PyLong_FromSsize_t(size);
+            if (number == NULL) {
+                Py_DECREF(sizes);
+                return NULL;
+            }
+            PyList_SET_ITEM(sizes, at++, number);
         }
-        PyList_SET_ITEM(sizes, i, number);
     }
-    Py_DECREF(items);
     return sizes;
 }
 
@@ -1920,7 +1931,7 @@ static PyMethodDef methods[] = {
     {"pack_xadds", (PyCFunction)(void (*)(void))pack_xadds, METH_FASTCALL,
      "pack_xadds(entries, trim) -> bytes: one XADD key *trim * field value... per entry."},
     {"entry_sizes", (PyCFunction)(void (*)(void))entry_sizes, METH_FASTCALL,
-     "entry_sizes(items, overhead) -> list[int]: overhead plus the length of each field and value."},
+     "entry_sizes(entries, overhead) -> list[int]: overhead plus the length of each field and value."},
     {"parse_replies", (PyCFunction)(void (*)(void))parse_replies, METH_FASTCALL,
      "parse_replies(data, offset, limit) -> (replies, offset): the whole RESP2 replies in data."},
     {"encode_flat", (PyCFunction)(void (*)(void))encode_flat, METH_FASTCALL,

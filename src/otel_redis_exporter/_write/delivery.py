@@ -51,15 +51,15 @@ def entry_size(fields: EntryFields) -> int:
     return ENTRY_OVERHEAD_BYTES + sum(map(len, fields)) + sum(map(len, fields.values()))
 
 
-def entry_sizes(items: list[Item]) -> list[int]:
-    """``entry_size`` of each item's fields; in one call on the fast path, which measures exact
+def entry_sizes(entries: Entries) -> list[int]:
+    """``entry_size`` of each entry, in order; in one call on the fast path, which measures exact
     str and bytes only (anything else is measured here)."""
     if speedups is not None:
         try:
-            return speedups.entry_sizes(items, ENTRY_OVERHEAD_BYTES)
+            return speedups.entry_sizes(entries, ENTRY_OVERHEAD_BYTES)
         except TypeError:
             pass
-    return [entry_size(fields) for _, fields in items]
+    return [entry_size(fields) for group in entries.values() for fields in group]
 
 
 def _severity(fields: EntryFields) -> int:
@@ -88,21 +88,49 @@ class Ticket:
 
 
 class Parcel:
-    """The entries of one export that are not settled yet (``None`` in place of settled ones)."""
+    """The entries of one export that are not settled yet.
 
-    __slots__ = ("by_severity", "in_flight", "items", "live", "size", "sizes", "ticket", "unconfirmed")
+    ``entries`` is the export's own (stream key -> entries). The first time one entry is needed
+    on its own (settled, dropped, or weighed by severity), they are laid out as ``items``, with
+    ``None`` in place of each settled one; until then a round trip takes ``entries`` as they are.
+    """
+
+    __slots__ = (
+        "_items",
+        "by_severity",
+        "entries",
+        "in_flight",
+        "live",
+        "size",
+        "sizes",
+        "ticket",
+        "unconfirmed",
+    )
 
     def __init__(self, entries: Entries, ticket: Ticket) -> None:
-        self.items: list[Item | None] = [(key, fields) for key, group in entries.items() for fields in group]
-        self.sizes = entry_sizes(self.items)  # type: ignore[arg-type]  # no None yet
+        self.entries = entries
+        self._items: list[Item | None] | None = None
+        self.sizes = entry_sizes(entries)
         self.size = sum(self.sizes)
-        self.live = len(self.items)
+        self.live = len(self.sizes)
         self.ticket = ticket
         ticket.parcel = self
         self.in_flight = False
         self.unconfirmed: set[int] = set()
         # Built on the first eviction only: severity -> indices, oldest first.
         self.by_severity: dict[int, deque[int]] | None = None
+
+    @property
+    def whole(self) -> bool:
+        """Nothing settled yet, and no entry was needed on its own."""
+        return self._items is None
+
+    @property
+    def items(self) -> list[Item | None]:
+        """Each entry with its stream key, in order; None where settled."""
+        if self._items is None:
+            self._items = [(key, fields) for key, group in self.entries.items() for fields in group]
+        return self._items
 
     def severities(self) -> dict[int, deque[int]]:
         if self.by_severity is None:
@@ -126,6 +154,10 @@ class Parcel:
         levels = [level for level in self.severities() if self.evictable(level) is not None]
         return min(levels) if levels else None
 
+    def settle_all(self) -> None:
+        """Every entry is settled."""
+        self.entries, self._items, self.live, self.size = {}, [], 0, 0
+
     def remove(self, index: int) -> int:
         """Settle one entry; return its size."""
         self.items[index] = None
@@ -139,16 +171,22 @@ class Trip:
     """One round trip: the parcels it carries, laid out as the writer wants them."""
 
     parcels: list[Parcel]
-    entries: dict[str, list[EntryFields]]
-    owners: list[tuple[Parcel, int]]
-    """Position in ``entries`` (keys in order, entries in order) -> (parcel, index)."""
+    entries: Entries
+    count: int
+    _owners: list[tuple[Parcel, int]] | None = None
 
     @property
-    def count(self) -> int:
-        return len(self.owners)
+    def owners(self) -> list[tuple[Parcel, int]]:
+        """Position in ``entries`` (keys in order, entries in order) -> (parcel, index)."""
+        if self._owners is None:  # one whole parcel: its entries, as they are
+            parcel = self.parcels[0]
+            self._owners = [(parcel, index) for index in range(self.count)]
+        return self._owners
 
 
 def _trip(parcels: list[Parcel]) -> Trip:
+    if len(parcels) == 1 and parcels[0].whole and all(parcels[0].entries.values()):
+        return Trip(parcels, parcels[0].entries, parcels[0].live)  # the common case
     entries: dict[str, list[EntryFields]] = {}
     owners_by_key: dict[str, list[tuple[Parcel, int]]] = {}
     for parcel in parcels:
@@ -163,7 +201,7 @@ def _trip(parcels: list[Parcel]) -> Trip:
             group.append(fields)
             owners_by_key[key].append((parcel, index))
     owners = [owner for key in entries for owner in owners_by_key[key]]
-    return Trip(parcels, entries, owners)
+    return Trip(parcels, entries, len(owners), owners)
 
 
 @dataclass(slots=True)
@@ -332,7 +370,7 @@ class Delivery:
                 for parcel in trip.parcels:
                     settled.written += parcel.live
                     parcel.ticket.settle(parcel.live, 0)
-                    parcel.items, parcel.live, parcel.size = [], 0, 0
+                    parcel.settle_all()
             else:
                 self._settle_each(trip, result, settled)
             for parcel in trip.parcels:
