@@ -374,22 +374,24 @@ class AsyncWriter(WriterBase):
     async def write(self, entries: Mapping[str, Sequence[EntryFields]], timeout: float) -> WriteResult:
         """One attempt at ``entries`` (stream key -> entries) within ``timeout`` seconds: the
         round trip ``start`` makes on the connection kept for it when it can, as the sync twin
-        does on the fast path; else one round trip per stream key, the keys at once."""
-        if self._may_keep and held_transport(self._kept) is None:
+        does on the fast path; else one round trip per stream key, the keys at once. Connecting
+        counts against the same ``timeout``, as in the sync twin."""
+        deadline = self._clock() + timeout
+        if self._may_keep and not self.can_start:
             try:
                 await asyncio.wait_for(self._keep_connection(), timeout)
             except Exception as error:  # nothing was sent: the connection did not open
                 if isinstance(error, asyncio.TimeoutError):
                     error = rex.TimeoutError("Timeout connecting to server")
                 return self._outcome(self._layout(entries)[1], [error] * sum(map(len, entries.values())))
+        left = max(deadline - self._clock(), 0.001)
         if self.can_start:
-            started = self.start(entries, timeout, timeout)
+            started = self.start(entries, left, left)
             result = self.conclude(started)
             return result if result is not None else await self.finish(started)
-        deadline = self._clock() + timeout
         pending = self._pending(entries)
         # Unlike the sync twin, no try: _send_by_key hands back each key's failure in its replies.
-        replies = await self._send_by_key(pending, timeout)
+        replies = await self._send_by_key(pending, left)
         result = self._outcome([position for position, _ in pending], replies)
         await self._write_index(entries, result, deadline)
         return result
